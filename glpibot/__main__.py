@@ -1,0 +1,3 @@
+from glpibot.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""What glpibot writes: GLPI follow-ups and solutions, Markdown artifacts, memory records."""

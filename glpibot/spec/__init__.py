@@ -1,0 +1,1 @@
+"""Spec extraction from ticket bodies, safe YAML loading and validation."""
