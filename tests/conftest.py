@@ -1,0 +1,3 @@
+"""Shared pytest setup: fixture modules are registered here, one line each."""
+
+pytest_plugins: list[str] = []
