@@ -1,0 +1,50 @@
+"""Logging setup: one plain line per event on stderr, the ticket id in every line that has one."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import sys
+from collections.abc import Iterator
+
+from glpibot.redact import RedactingFilter
+
+_current_ticket: contextvars.ContextVar[int | None] = contextvars.ContextVar("glpibot_ticket", default=None)
+
+
+class TicketFilter(logging.Filter):
+    """Add `ticket=<id>` to records logged while a ticket is being handled."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ticket_id = _current_ticket.get()
+        record.ticket = f" ticket={ticket_id}" if ticket_id is not None else ""
+        return True
+
+
+@contextlib.contextmanager
+def ticket_context(ticket_id: int) -> Iterator[None]:
+    """Tag every log line inside the block with the ticket id."""
+    token = _current_ticket.set(ticket_id)
+    try:
+        yield
+    finally:
+        _current_ticket.reset(token)
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """Send glpibot's logs to stderr as plain text (no colour, so journald and pipes stay clean)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s%(ticket)s: %(message)s"))
+    handler.addFilter(TicketFilter())
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if getattr(existing, "_glpibot", False):
+            root.removeHandler(existing)
+    handler._glpibot = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    # Third-party libraries stay quiet unless glpibot runs with --debug.
+    for noisy in ("urllib3", "paramiko"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if level <= logging.DEBUG else logging.WARNING)
