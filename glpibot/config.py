@@ -12,6 +12,7 @@ import yaml
 
 from glpibot.errors import ConfigError
 from glpibot.resources import load_schema
+from glpibot.spec.strict_schema import StrictValidator
 
 DEFAULT_CONFIG_PATH = Path("/etc/glpibot/config.yaml")
 CONFIG_ENV_VAR = "GLPIBOT_CONFIG"
@@ -138,7 +139,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
 
 def validate_config_data(data: dict[str, Any]) -> list[str]:
     """Return one line per schema error of a config mapping, sorted by key path."""
-    validator = jsonschema.Draft202012Validator(load_schema("config.schema.json"))
+    validator = StrictValidator(load_schema("config.schema.json"))
     errors = sorted(validator.iter_errors(data), key=lambda error: list(map(str, error.absolute_path)))
     return [_describe(error) for error in errors]
 
