@@ -262,3 +262,61 @@ def test_glpi_unreachable_exits_3(bot: BotEnv) -> None:
 
     assert summary.exit_code == ExitCode.GLPI_UNAVAILABLE
     assert summary.error
+
+
+def _new_ticket_assigned(bot: BotEnv, name: str) -> int:
+    """Return a ticket a person set back to New after assigning the bot, so the pass must PATCH status 2."""
+    ticket = bot.ticket(name, VALID.format(url=bot.sim.url))
+    bot.sim.set_status(ticket, 1)
+    return ticket
+
+
+def test_token_refused_mid_pass_relogs_once(bot: BotEnv) -> None:
+    from glpibot.testing import Fault
+
+    first = _new_ticket_assigned(bot, "first")
+    second = _new_ticket_assigned(bot, "second")
+    bot.sim.add_fault(Fault(method="PATCH", path=r"^/Assistance/Ticket/\d+$", unauthorized=True))
+
+    summary = bot.run()
+
+    assert summary.exit_code == ExitCode.OK
+    assert bot.sim.count("POST", "/token") == 2
+    assert bot.sim.count("PATCH") == 3  # refused, resent, then the second ticket's
+    for ticket in (first, second):
+        claims = [text for text in _followup_texts(bot, ticket) if " claimed" in text]
+        assert len(claims) == 1
+        assert bot.status(ticket) == 5
+
+
+def test_new_token_refused_stops_pass(bot: BotEnv) -> None:
+    from glpibot.testing import Fault
+
+    ticket = _new_ticket_assigned(bot, "first")
+    bot.sim.add_fault(Fault(method="PATCH", path=r"^/Assistance/Ticket/\d+$", unauthorized=True, times=2))
+
+    stopped = bot.run()
+
+    assert stopped.exit_code == ExitCode.GLPI_UNAVAILABLE
+    assert bot.sim.count("POST", "/token") == 2
+    assert bot.status(ticket) == 1
+
+    resumed = bot.run()
+
+    assert resumed.exit_code == ExitCode.OK
+    claims = [text for text in _followup_texts(bot, ticket) if " claimed" in text]
+    assert len(claims) == 1
+    assert bot.status(ticket) == 5
+
+
+def test_rejected_credentials_name_user(bot: BotEnv, monkeypatch) -> None:
+    bot.ticket("valid", VALID.format(url=bot.sim.url))
+    monkeypatch.setenv("GLPIBOT_GLPI_PASSWORD", "not-the-password")
+
+    summary = bot.run()
+
+    assert summary.exit_code == ExitCode.GLPI_UNAVAILABLE
+    assert summary.error is not None
+    assert "homelab-bot" in summary.error
+    assert "not-the-password" not in summary.error
+    assert bot.sim.client_secret not in summary.error
