@@ -23,6 +23,8 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="Turn GLPI helpdesk tickets into safe, audited automation.",
+    # A traceback with local variables would print the secrets that locals hold. Typer 0.12 shows them by default.
+    pretty_exceptions_show_locals=False,
 )
 
 ConfigOption = typer.Option(

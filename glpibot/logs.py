@@ -7,6 +7,7 @@ import contextvars
 import logging
 import sys
 from collections.abc import Iterator
+from typing import TextIO
 
 from glpibot.redact import RedactingFilter
 
@@ -32,12 +33,22 @@ def ticket_context(ticket_id: int) -> Iterator[None]:
         _current_ticket.reset(token)
 
 
-def setup_logging(level: int = logging.INFO) -> None:
-    """Send glpibot's logs to stderr as plain text (no colour, so journald and pipes stay clean)."""
-    handler = logging.StreamHandler(sys.stderr)
+def production_handler(stream: TextIO) -> logging.StreamHandler[TextIO]:
+    """Return the handler glpibot logs through: plain lines, the ticket id, secrets masked.
+
+    The redacting filter sits on the handler, not on a logger, so records from
+    every logger that reaches it (urllib3 and paramiko included) are masked.
+    """
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s%(ticket)s: %(message)s"))
     handler.addFilter(TicketFilter())
     handler.addFilter(RedactingFilter())
+    return handler
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """Send glpibot's logs to stderr as plain text (no colour, so journald and pipes stay clean)."""
+    handler = production_handler(sys.stderr)
     root = logging.getLogger()
     for existing in list(root.handlers):
         if getattr(existing, "_glpibot", False):

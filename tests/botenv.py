@@ -14,6 +14,7 @@ import yaml
 
 from glpibot.config import Config, config_from_dict
 from glpibot.redact import forget_secrets
+from glpibot.testing import canaries
 from glpibot.testing.simulator import GlpiSimulator
 from glpibot.workflow.pass_runner import PassSummary, run_pass
 
@@ -72,19 +73,38 @@ class BotEnv:
         return path
 
     def env(self) -> dict[str, str]:
+        """Return the environment of a CLI run: every secret set, the memory token and key passphrase as canaries."""
         env = dict(os.environ)
         env["GLPIBOT_GLPI_CLIENT_SECRET"] = self.sim.client_secret
         env["GLPIBOT_GLPI_PASSWORD"] = self.sim.users["homelab-bot"][1]
+        env["GLPIBOT_MEMORY_TOKEN"] = canaries.MEMORY_TOKEN
+        env["GLPIBOT_SSH_KEY_PASSPHRASE"] = canaries.SSH_KEY_PASSPHRASE
         return env
 
     def run(self, **options: Any) -> PassSummary:
         """Run one pass in this process."""
         return run_pass(self.config(), **options)
 
-    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        """Run the real `glpibot` command line in a child process."""
+    def cli(
+        self, *args: str, stdin: str | None = None, env: dict[str, str | None] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real `glpibot` command line in a child process.
+
+        `env` changes the environment of env(); a None value removes the
+        variable. Both output streams go to the secret scanner's session file.
+        """
+        environment = self.env()
+        for name, value in (env or {}).items():
+            if value is None:
+                environment.pop(name, None)
+            else:
+                environment[name] = value
+        from tests.canary_scan import record_cli_output  # imported late: conftest registers it as a plugin
+
         command = [sys.executable, "-m", "glpibot", *args]
-        return subprocess.run(command, env=self.env(), input=stdin, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(command, env=environment, input=stdin, capture_output=True, text=True, timeout=120)
+        record_cli_output(["glpibot", *args], result.returncode, result.stdout, result.stderr)
+        return result
 
     def ticket(self, name: str, spec_yaml: str | None = None, *, content: str | None = None, **kwargs: Any) -> int:
         kwargs.setdefault("assigned_user_ids", [BOT_ID])
@@ -106,6 +126,8 @@ def make_bot_env(tmp_path: Path, monkeypatch: Any) -> BotEnv:
     env = BotEnv(sim=sim, root=tmp_path)
     monkeypatch.setenv("GLPIBOT_GLPI_CLIENT_SECRET", sim.client_secret)
     monkeypatch.setenv("GLPIBOT_GLPI_PASSWORD", sim.users["homelab-bot"][1])
+    monkeypatch.setenv("GLPIBOT_MEMORY_TOKEN", canaries.MEMORY_TOKEN)
+    monkeypatch.setenv("GLPIBOT_SSH_KEY_PASSPHRASE", canaries.SSH_KEY_PASSPHRASE)
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
     forget_secrets()
     return env

@@ -30,6 +30,16 @@ A stand-in is an executable script (python3 is on the PATH) that:
 
 `sshd.calls()` returns the logged argv lists in order.
 
+Client keys
+-----------
+Two client keys are in authorized_keys before every test: the plain
+`client_key_path`, which host_entry() and config() use, and
+`encrypted_key_path`, encrypted with the canary passphrase
+`canaries.SSH_KEY_PASSPHRASE`. A test that passes that passphrase through
+GLPIBOT_SSH_KEY_PASSPHRASE (`sshd.key_passphrase`) and sets
+`key_file=str(sshd.encrypted_key_path)` exercises the passphrase path, and
+the session's secret scanner then checks that the passphrase leaks nowhere.
+
 Connections are counted from the server's log (LogLevel VERBOSE):
 `connection_count()` counts "Connection from" lines, `accepted_count()`
 counts "Accepted publickey" lines. One server serves the whole test
@@ -54,6 +64,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from glpibot.config import Config, HostSettings, config_from_dict
+from glpibot.testing import canaries
 
 SSHD_PATH = Path("/usr/sbin/sshd")
 SFTP_SERVER_PATH = Path("/usr/lib/openssh/sftp-server")
@@ -115,9 +126,12 @@ class SshServer:
         self.log_path = base_dir / "sshd.log"
         self.config_path = base_dir / "sshd_config"
         self.client_key_path = base_dir / "client_ed25519"
+        self.encrypted_key_path = base_dir / "client_ed25519_encrypted"
+        self.key_passphrase = canaries.SSH_KEY_PASSPHRASE
         self.host_keys: dict[str, paramiko.PKey] = {}
         self.env_mechanism = "setenv"
         self.client_key: paramiko.PKey | None = None
+        self.encrypted_key: paramiko.PKey | None = None
 
     @property
     def pid(self) -> int:
@@ -135,6 +149,7 @@ class SshServer:
         for kind in ("ed25519", "ecdsa"):
             self.host_keys[kind] = write_private_key(self.base_dir / f"ssh_host_{kind}_key", kind)
         self.client_key = write_private_key(self.client_key_path)
+        self.encrypted_key = write_private_key(self.encrypted_key_path, passphrase=self.key_passphrase)
         self.reset()
         if os.geteuid() == 0:
             PRIVILEGE_SEPARATION_DIR.mkdir(mode=0o755, exist_ok=True)
@@ -225,9 +240,11 @@ class SshServer:
             self.process.wait(STOP_TIMEOUT_S)
 
     def reset(self) -> None:
-        """Give the next test a fresh copy of the stand-ins, an empty state dir and only the one client key."""
+        """Give the next test a fresh copy of the stand-ins, an empty state dir and only the two client keys."""
         if self.client_key is not None:
             self.authorize_key(self.client_key, replace=True)
+        if self.encrypted_key is not None:
+            self.authorize_key(self.encrypted_key)
         shutil.rmtree(self.standins_dir, ignore_errors=True)
         if STANDINS_SOURCE.is_dir():
             shutil.copytree(STANDINS_SOURCE, self.standins_dir)
@@ -292,6 +309,10 @@ class SshdHandle:
     standins_dir = property(lambda self: self.server.standins_dir, doc="Directory first on the remote PATH.")
     state_dir = property(lambda self: self.server.state_dir, doc="$GLPIBOT_STANDIN_STATE of the remote commands.")
     client_key_path = property(lambda self: self.server.client_key_path, doc="Client key listed in authorized_keys.")
+    encrypted_key_path = property(
+        lambda self: self.server.encrypted_key_path, doc="Client key in authorized_keys, encrypted with key_passphrase."
+    )
+    key_passphrase = property(lambda self: self.server.key_passphrase, doc="The canary passphrase of encrypted_key_path.")
 
     def host_key(self, kind: str = "ed25519") -> paramiko.PKey:
         """Return the server's public host key of type "ed25519" or "ecdsa"."""

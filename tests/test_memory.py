@@ -17,8 +17,9 @@ from glpibot.config import MemorySettings
 from glpibot.outputs.memory import MemoryStoreError, memory_record, store_record
 from glpibot.outputs.report import StepReport, TicketReport
 from glpibot.redact import forget_secrets, register_secret
+from glpibot.testing import canaries
 
-TOKEN = "memory-token-5f1c9a7e"
+TOKEN = canaries.MEMORY_TOKEN
 
 
 def make_report(ticket_id: int = 17, attempt: int = 1, outcome: str = "solved") -> TicketReport:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from glpibot.testing import canaries
 from glpibot.testing.responses import (
     NOT_AUTHENTICATED,
     OAUTH_CONTENT_TYPE,
@@ -53,7 +53,10 @@ def required_scope(path: str) -> str:
 
 
 class OAuthServer:
-    """The token registry: it issues and checks tokens. Access tokens expire after `token_lifetime_s` of wall time."""
+    """The token registry: it issues and checks tokens. Access tokens expire after `token_lifetime_s` of wall time.
+
+    Every token starts with the canary prefix (see canaries.py), so a leaked token is found by its shape.
+    """
 
     def __init__(
         self,
@@ -106,13 +109,13 @@ class OAuthServer:
         return self._issue(record.user_id, scopes & record.scopes if scopes else record.scopes)
 
     def _issue(self, user_id: int, scopes: frozenset[str]) -> HttpResponse:
-        access = secrets.token_urlsafe(48)
+        access = canaries.new_access_token()
         body: dict[str, Any] = {"token_type": "Bearer", "expires_in": self.token_lifetime_s, "access_token": access}
         with self._lock:
             self._access[access] = _AccessToken(user_id, scopes, time.time() + self.token_lifetime_s)
             self.issued.append(access)
             if self.issue_refresh_token:
-                refresh = secrets.token_hex(64)
+                refresh = canaries.new_refresh_token()
                 self._refresh[refresh] = _RefreshToken(user_id, scopes)
                 self.issued.append(refresh)
                 body["refresh_token"] = refresh

@@ -29,7 +29,7 @@ class PassSession:
     bot_user_id: int
     category_id: int
     deadline: float  # time.monotonic() value by which the pass must stop starting work
-    ssh_key_passphrase: str | None = None
+    ssh_key_passphrase: str | None = field(default=None, repr=False)  # a secret, so kept out of repr()
     _ssh: "SshPool | None" = field(default=None, repr=False)
 
     def out_of_time(self) -> bool:
