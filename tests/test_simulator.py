@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import requests
 
-from glpibot.testing import Fault, GlpiSimulator, seed_demo
+from glpibot.testing import Fault, GlpiSimulator, canaries, seed_demo
 
-BOT_PASSWORD = "sim-bot-password"
+BOT_PASSWORD = canaries.BOT_PASSWORD
 
 
 def get_token(sim: GlpiSimulator, **overrides: str) -> requests.Response:
@@ -468,6 +468,94 @@ def test_fault_hold(glpi_sim: GlpiSimulator, auth: dict[str, str]) -> None:
     worker.join(10)
     assert held
     assert results == [200]
+
+
+def test_fault_hold_before_apply(glpi_sim: GlpiSimulator, auth: dict[str, str]) -> None:
+    ticket_id = glpi_sim.add_ticket(name="t", content="x", assigned_user_ids=[7])
+    release, reached = threading.Event(), threading.Event()
+    glpi_sim.add_fault(Fault(method="POST", path="/Followup$", hold=release, reached=reached))
+    path = f"/Assistance/Ticket/{ticket_id}/Timeline/Followup"
+    results: list[int] = []
+
+    def post() -> None:
+        results.append(call(glpi_sim, "POST", path, auth, json={"content": "one"}).status_code)
+
+    worker = threading.Thread(target=post)
+    worker.start()
+    arrived = reached.wait(10)
+    written_while_held = glpi_sim.followups(ticket_id)
+    release.set()
+    worker.join(10)
+    assert arrived
+    assert written_while_held == []
+    assert results == [200]
+    assert [item["content"] for item in glpi_sim.followups(ticket_id)] == ["one"]
+
+
+def test_fault_hold_after_apply(glpi_sim: GlpiSimulator, auth: dict[str, str]) -> None:
+    ticket_id = glpi_sim.add_ticket(name="t", content="x", assigned_user_ids=[7])
+    release, reached = threading.Event(), threading.Event()
+    fault = Fault(method="POST", path="/Followup$", hold=release, hold_after_apply=True, reached=reached)
+    glpi_sim.add_fault(fault)
+    path = f"/Assistance/Ticket/{ticket_id}/Timeline/Followup"
+    results: list[int] = []
+
+    def post() -> None:
+        results.append(call(glpi_sim, "POST", path, auth, json={"content": "one"}).status_code)
+
+    worker = threading.Thread(target=post)
+    worker.start()
+    arrived = reached.wait(10)
+    written_while_held = [item["content"] for item in glpi_sim.followups(ticket_id)]
+    answered_while_held = list(results)
+    release.set()
+    worker.join(10)
+    assert arrived
+    assert written_while_held == ["one"]
+    assert answered_while_held == []
+    assert results == [200]
+
+
+def test_fault_hold_after_apply_stop_drops() -> None:
+    sim = GlpiSimulator().start()
+    ticket_id = sim.add_ticket(name="t", content="x", assigned_user_ids=[7])
+    reached = threading.Event()
+    hold = threading.Event()
+    sim.add_fault(Fault(method="POST", path="/Followup$", hold=hold, hold_after_apply=True, reached=reached))
+    errors: list[BaseException] = []
+
+    path = f"/Assistance/Ticket/{ticket_id}/Timeline/Followup"
+    auth = bearer(sim)
+
+    def post() -> None:
+        try:
+            call(sim, "POST", path, auth, json={"content": "one"}, timeout=10)
+        except requests.RequestException as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=post)
+    worker.start()
+    arrived = reached.wait(10)
+    sim.stop()
+    worker.join(10)
+    assert arrived
+    assert len(errors) == 1
+    assert [item["content"] for item in sim.followups(ticket_id)] == ["one"]
+
+
+def test_fault_reached_without_hold(glpi_sim: GlpiSimulator, auth: dict[str, str]) -> None:
+    reached = threading.Event()
+    glpi_sim.add_fault(Fault(path="/session", nth=2, reached=reached))
+    call(glpi_sim, "GET", "/session", auth)
+    after_first = reached.is_set()
+    call(glpi_sim, "GET", "/session", auth)
+    assert not after_first
+    assert reached.is_set()
+
+
+def test_fault_hold_after_apply_needs_hold() -> None:
+    with pytest.raises(ValueError):
+        Fault(hold_after_apply=True)
 
 
 def test_fault_apply_then_fail(glpi_sim: GlpiSimulator, auth: dict[str, str]) -> None:

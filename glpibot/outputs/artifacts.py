@@ -122,10 +122,13 @@ def _unlink_quietly(path: Path) -> None:
         logger.warning("cannot remove temporary file %s: %s", path, exc.strerror)
 
 
-def remove_stale_temp_files(directory: Path, *, max_age_s: float = STALE_TEMP_AGE_S) -> int:
-    """Remove `.ticket-*.tmp` files older than `max_age_s` seconds, which a crashed pass left, and return the count."""
+def remove_stale_temp_files(directory: Path, *, max_age_s: float = STALE_TEMP_AGE_S, now: float | None = None) -> int:
+    """Remove `.ticket-*.tmp` files older than `max_age_s` seconds, which a crashed pass left, and return the count.
+
+    `now` is the current time in seconds since the epoch (default: time.time()).
+    """
     removed = 0
-    now = time.time()
+    now = time.time() if now is None else now
     try:
         candidates = list(directory.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"))
     except OSError:

@@ -19,7 +19,12 @@ class Fault:
     counted from the moment it was added (`times=-1`: every one from `nth` on).
 
     Effects apply in this order. `hold` blocks until the event is set (at
-    most 120 s, and never past the simulator's stop). `delay_s` sleeps.
+    most 120 s, and never past the simulator's stop). With
+    `hold_after_apply` the request is handled first and the hold comes
+    before the response is sent, so the write happened but the client has
+    no response yet. `reached`, when given, is set as the request reaches the
+    hold (or, without a hold, as the fault hits it), so a test can wait for
+    that moment. `delay_s` sleeps.
     `drop` closes the connection with a reset and no response.
     `unauthorized` returns a 401 as for an invalid token. `status`/`body`
     respond with that status instead of handling the request. With
@@ -43,6 +48,8 @@ class Fault:
     apply_then_fail: bool = False
     ignore_status_change: bool = False
     hold: threading.Event | None = None
+    hold_after_apply: bool = False
+    reached: threading.Event | None = None
     unauthorized: bool = False
     seen: int = field(default=0, init=False, repr=False)  # matching requests so far
 
@@ -53,6 +60,8 @@ class Fault:
             raise ValueError(f"Fault.times must be -1 (forever) or 1 or more, got {self.times}")
         if self.apply_then_fail and self.status is None:
             raise ValueError("Fault.apply_then_fail needs a status to respond with")
+        if self.hold_after_apply and self.hold is None:
+            raise ValueError("Fault.hold_after_apply needs a hold event to wait on")
         self._path_pattern = re.compile(self.path) if self.path is not None else None
 
     def matches(self, method: str, path: str) -> bool:

@@ -136,10 +136,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _respond(self, request: ApiRequest, faults: list[Fault], is_api: bool) -> HttpResponse | None:
         """Apply the fault effects and the normal handling; None means drop the connection."""
         for fault in faults:
-            if fault.hold is not None:
-                deadline = time.monotonic() + HOLD_LIMIT_S
-                while not fault.hold.wait(0.05) and not self.server.stopping.is_set() and time.monotonic() < deadline:
-                    pass
+            if fault.hold is not None and not fault.hold_after_apply:
+                self._hold(fault)
+            elif fault.hold is None and fault.reached is not None:
+                fault.reached.set()
             if fault.delay_s:
                 time.sleep(fault.delay_s)
         if self.server.stopping.is_set() or any(fault.drop for fault in faults):
@@ -155,7 +155,21 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # a simulator bug: respond as GLPI does to an uncaught PHP error
             logger.exception("simulator failed on %s %s", request.method, request.path)
             response = HttpResponse(500, b"", {"Content-Type": "application/json"})
+        held_after_apply = [fault for fault in faults if fault.hold_after_apply]
+        for fault in held_after_apply:
+            self._hold(fault)
+        if held_after_apply and self.server.stopping.is_set():
+            return None
         return _fault_response(failing) if failing is not None else response
+
+    def _hold(self, fault: Fault) -> None:
+        """Wait for the fault's hold event, at most HOLD_LIMIT_S and never past the simulator's stop."""
+        assert fault.hold is not None
+        if fault.reached is not None:
+            fault.reached.set()
+        deadline = time.monotonic() + HOLD_LIMIT_S
+        while not fault.hold.wait(0.05) and not self.server.stopping.is_set() and time.monotonic() < deadline:
+            pass
 
     @staticmethod
     def _respond_other(request: ApiRequest) -> HttpResponse:

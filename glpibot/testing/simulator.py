@@ -16,8 +16,10 @@ to both.
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterable
+import weakref
+from typing import Any, Callable, Iterable
 
+from glpibot.testing import canaries
 from glpibot.testing.responses import HttpResponse, json_response
 from glpibot.testing.faults import Fault, FaultSet
 from glpibot.testing.server import RecordedRequest, SimulatorServer
@@ -25,8 +27,15 @@ from glpibot.testing.oauth import OAuthServer
 from glpibot.testing.routes import ApiRequest, ApiRoutes
 from glpibot.testing.store import Store
 
-DEFAULT_USERS: dict[str, tuple[int, str]] = {"homelab-bot": (7, "sim-bot-password"), "tech": (4, "tech")}
+# The bot's default password and the default client secret are canaries, so a leak of either is found.
+DEFAULT_USERS: dict[str, tuple[int, str]] = {"homelab-bot": (7, canaries.BOT_PASSWORD), "tech": (4, "tech")}
 HUMAN_USER_ID = 4  # the technician who files seeded tickets and writes human follow-ups
+
+# Every simulator created in this process, and callbacks run with each one
+# just before it stops. The test suite's secret scanner uses both to read the
+# follow-ups and solutions of every simulator.
+INSTANCES: "weakref.WeakSet[GlpiSimulator]" = weakref.WeakSet()
+STOP_HOOKS: list[Callable[["GlpiSimulator"], None]] = []
 
 
 class GlpiSimulator:
@@ -41,7 +50,7 @@ class GlpiSimulator:
         self,
         *,
         client_id: str = "glpibot-client",
-        client_secret: str = "sim-client-secret",
+        client_secret: str = canaries.CLIENT_SECRET,
         users: dict[str, tuple[int, str]] | None = None,
         token_lifetime_s: int = 3600,
         issue_refresh_token: bool = True,
@@ -69,6 +78,7 @@ class GlpiSimulator:
         self._server: SimulatorServer | None = None
         self.add_category("Automation")
         self.add_category("Homelab Bot", parent_id=1)
+        INSTANCES.add(self)
 
     # Lifecycle
 
@@ -86,6 +96,8 @@ class GlpiSimulator:
         return self
 
     def stop(self) -> None:
+        for hook in list(STOP_HOOKS):
+            hook(self)
         if self._server is not None:
             self._server.stop()
             self._server = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ from glpibot.exitcodes import ExitCode
 from glpibot.glpi.client import GlpiClient
 from glpibot.ledger import Ledger
 from glpibot.logs import ticket_context
+from glpibot.outputs.artifacts import remove_stale_temp_files
 from glpibot.outputs.render import Renderer
 from glpibot.redact import redact
 from glpibot.workflow.attempts import attempt_for
@@ -77,6 +79,15 @@ class PassSummary:
         return data
 
 
+def glpi_error_text(exc: GlpiError) -> str:
+    """Return the masked error message, led by the failed request ("GLPI POST /token: ...") when it does not name it."""
+    text = redact(str(exc))
+    request = f"{exc.method} {exc.path}" if exc.method and exc.path else ""
+    if request and request not in text:
+        text = f"GLPI {request}: {text}"
+    return text
+
+
 def build_client(config: Config, *, use_cache: bool = True) -> GlpiClient:
     """Create the GLPI client with the secrets from the environment or systemd credentials."""
     return GlpiClient(
@@ -94,11 +105,15 @@ def run_pass(
     only_ticket: int | None = None,
     force: bool = False,
     client: GlpiClient | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> PassSummary:
     """Run one pass (or one ticket with `only_ticket`) and return its summary.
 
     GLPI failures end up in the summary's exit code; ConfigError (a missing
-    secret) and LockHeldError propagate to the caller.
+    secret) and LockHeldError propagate to the caller. `clock` returns the
+    time in seconds since the epoch. The ledger's records, the retry backoff
+    of failed writes and the age of stale temporary artifact files use it, so
+    tests can pass a clock set ahead to make a retry due without waiting.
     """
     started = time.monotonic()
     summary = PassSummary(dry_run=dry_run)
@@ -108,11 +123,11 @@ def run_pass(
             _dry_run(config, summary, only_ticket, force, client)
         else:
             with PassLock(config.state_dir):
-                _real_pass(config, summary, only_ticket, force, client, started)
+                _real_pass(config, summary, only_ticket, force, client, started, clock)
     except (GlpiAuthError, GlpiUnreachableError) as exc:
-        summary.exit_code, summary.error = ExitCode.GLPI_UNAVAILABLE, redact(str(exc))
+        summary.exit_code, summary.error = ExitCode.GLPI_UNAVAILABLE, glpi_error_text(exc)
     except GlpiError as exc:
-        summary.exit_code, summary.error = ExitCode.TICKET_ERROR, redact(str(exc))
+        summary.exit_code, summary.error = ExitCode.TICKET_ERROR, glpi_error_text(exc)
     summary.duration_s = time.monotonic() - started
     if summary.error:
         log.error("pass stopped: %s", summary.error)
@@ -127,11 +142,12 @@ def _real_pass(
     force: bool,
     client: GlpiClient | None,
     started: float,
+    clock: Callable[[], float],
 ) -> None:
     client = client or build_client(config)
     memory_token = read_secret(MEMORY_TOKEN, required=config.memory.sink == "http")
     passphrase = read_secret(SSH_KEY_PASSPHRASE, required=False)
-    with Ledger(config.state_dir / "ledger.sqlite3") as ledger:
+    with Ledger(config.state_dir / "ledger.sqlite3", clock=clock) as ledger:
         bot_user_id, category_id = _resolve_ids(config, client, ledger)
         effects = Effects(ledger, client, config, bot_user_id=bot_user_id, memory_token=memory_token)
         session = PassSession(
@@ -146,6 +162,8 @@ def _real_pass(
             ssh_key_passphrase=passphrase,
         )
         try:
+            # A pass killed while writing an artifact leaves its temporary file; the lock keeps other passes out.
+            remove_stale_temp_files(config.artifacts.dir, now=clock())
             effects.retry_due_local_effects()
             tickets = _candidates(session, only_ticket, force, summary)
             for ticket in tickets:
@@ -239,11 +257,11 @@ def _handle_ticket(session: PassSession, ticket: dict[str, Any]) -> TicketOutcom
             log.warning("%s", exc)
             return TicketOutcome(ticket_id, "not_reached", summary=str(exc))
         except (GlpiAuthError, GlpiUnreachableError) as exc:
-            log.error("GLPI failed, stopping the pass: %s", redact(str(exc)))
-            return TicketOutcome(ticket_id, "fatal", "glpi", redact(str(exc)))
+            log.error("GLPI failed, stopping the pass: %s", glpi_error_text(exc))
+            return TicketOutcome(ticket_id, "fatal", "glpi", glpi_error_text(exc))
         except GlpiError as exc:
-            log.error("GLPI request failed; the next pass resumes this ticket: %s", redact(str(exc)))
-            return TicketOutcome(ticket_id, "error", "glpi", redact(str(exc)))
+            log.error("GLPI request failed; the next pass resumes this ticket: %s", glpi_error_text(exc))
+            return TicketOutcome(ticket_id, "error", "glpi", glpi_error_text(exc))
         except (GlpibotError, OSError, sqlite3.Error) as exc:
             log.error("failed; the next pass resumes this ticket: %s", redact(str(exc)))
             return TicketOutcome(ticket_id, "error", "internal", redact(str(exc)))
