@@ -177,7 +177,7 @@ class TokenManager:
         self._token = None
         if self._cache is not None:
             self._cache.clear()
-        logger.info("GLPI rejected the access token; requesting a new one")
+        logger.debug("dropped the rejected GLPI token; requesting a new one")
         self._store(self._renew(rejected) if rejected is not None else self._password_grant())
         assert self._token is not None
         return self._token.access_token
@@ -243,6 +243,10 @@ class TokenManager:
 
     def _token_from(self, response: requests.Response) -> Token:
         body = _oauth_body(response)
+        # Register both tokens before anything else looks at them, even when the body turns out unusable.
+        for field in ("access_token", "refresh_token"):
+            if isinstance(body.get(field), str):
+                register_secret(body[field])
         access = body.get("access_token")
         if not isinstance(access, str) or not access:
             raise GlpiError(
@@ -252,8 +256,6 @@ class TokenManager:
                 http_status=response.status_code,
             )
         refresh = body.get("refresh_token") if isinstance(body.get("refresh_token"), str) else None
-        register_secret(access)
-        register_secret(refresh)
         expires_in = body.get("expires_in")
         lifetime = float(expires_in) if isinstance(expires_in, (int, float)) and expires_in > 0 else DEFAULT_LIFETIME_S
         logger.debug("got a GLPI token valid for %.0f s (refresh token: %s)", lifetime, "yes" if refresh else "no")

@@ -28,6 +28,7 @@ import requests
 from glpibot.config import GlpiSettings
 from glpibot.errors import GlpiAuthError, GlpiError, GlpiStatusNotChangedError, GlpiUnreachableError
 from glpibot.glpi.auth import TOKEN_PATH, TokenCache, TokenManager
+from glpibot.glpi.watchdog import RequestWatchdog, watch_session
 from glpibot.redact import redact, register_secret
 
 logger = logging.getLogger(__name__)
@@ -143,6 +144,9 @@ class GlpiClient:
         self._api_url = settings.api_url + API_VERSION_PREFIX
         self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
+        self._watchdog = RequestWatchdog()
+        if self._owns_session:
+            watch_session(self._session, self._watchdog)  # a session passed in keeps its own adapters
         self._request_count = 0
         self._user_id: int | None = None
         identity = {"url": settings.url, "client_id": settings.client_id, "username": settings.username}
@@ -176,23 +180,23 @@ class GlpiClient:
         self._request_count += 1
         started = time.monotonic()
         try:
-            response = self._session.request(
-                method, url, timeout=self.settings.timeout_s, verify=self.settings.verify_tls, allow_redirects=False, **kwargs
-            )
-        except requests.Timeout:
-            maybe = "; the change may have been applied" if method in ("POST", "PATCH", "DELETE") else ""
-            raise GlpiUnreachableError(
-                f"GLPI {method} {path}: no response within {self.settings.timeout_s:g} s{maybe}", method=method, path=path
-            ) from None
-        except requests.ConnectionError as exc:
-            reason = _connection_reason(exc)
-            raise GlpiUnreachableError(
-                f"GLPI {method} {path}: cannot reach {self.settings.url} ({reason}); check glpi.url and that GLPI is up",
-                method=method,
-                path=path,
-            ) from None
+            # timeout_s bounds each socket operation and, through the watchdog, the whole request.
+            with self._watchdog.limit(self.settings.timeout_s):
+                response = self._session.request(
+                    method,
+                    url,
+                    timeout=self.settings.timeout_s,
+                    verify=self.settings.verify_tls,
+                    allow_redirects=False,
+                    **kwargs,
+                )
         except requests.RequestException as exc:
-            raise GlpiError(f"GLPI {method} {path} failed: {type(exc).__name__}", method=method, path=path) from None
+            if not isinstance(exc, requests.Timeout) and not self._watchdog.fired:
+                raise self._transport_error(method, path, exc) from None
+            raise self._timeout_error(method, path) from None
+        if self._watchdog.fired:
+            # A response cut off inside its headers still parses, as a complete response with an empty body.
+            raise self._timeout_error(method, path)
         logger.debug("%s %s -> %d (%.2f s)", method, path, response.status_code, time.monotonic() - started)
         if 300 <= response.status_code < 400:
             raise GlpiError(
@@ -203,6 +207,24 @@ class GlpiClient:
                 http_status=response.status_code,
             )
         return response
+
+    def _timeout_error(self, method: str, path: str) -> GlpiUnreachableError:
+        maybe = "; the change may have been applied" if method in ("POST", "PATCH", "DELETE") else ""
+        return GlpiUnreachableError(
+            f"GLPI {method} {path}: no complete response within {self.settings.timeout_s:g} s{maybe}",
+            method=method,
+            path=path,
+        )
+
+    def _transport_error(self, method: str, path: str, exc: requests.RequestException) -> GlpiError:
+        if isinstance(exc, requests.ConnectionError):
+            reason = _connection_reason(exc)
+            return GlpiUnreachableError(
+                f"GLPI {method} {path}: cannot reach {self.settings.url} ({reason}); check glpi.url and that GLPI is up",
+                method=method,
+                path=path,
+            )
+        return GlpiError(f"GLPI {method} {path} failed: {type(exc).__name__}", method=method, path=path)
 
     def _post_token(self, form: dict[str, str]) -> requests.Response:
         return self._http("POST", self.settings.api_url + TOKEN_PATH, TOKEN_PATH, data=form, headers={"Accept": "application/json"})
@@ -238,6 +260,12 @@ class GlpiClient:
         data = json.dumps(body) if body is not None else None
         response = self._send(method, path, params, data)
         if _token_rejected(response):
+            logger.warning(
+                "GLPI rejected the access token on %s %s (HTTP %d); renewing it and sending the request once more",
+                method,
+                path,
+                response.status_code,
+            )
             self._tokens.renew_after_rejection()
             response = self._send(method, path, params, data)
             if _token_rejected(response):

@@ -13,7 +13,7 @@ import dataclasses
 import datetime as dt
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 from glpibot.actions import ActionContext, StepResult, get_action
 from glpibot.errors import GlpibotError, SpecError
@@ -21,6 +21,7 @@ from glpibot.ledger import Attempt
 from glpibot.outputs import memory
 from glpibot.outputs.report import StepReport, TicketReport
 from glpibot.policy import check_policy
+from glpibot.redact import redact_data
 from glpibot.spec.model import Spec
 from glpibot.spec.validate import parse_ticket_body
 from glpibot.workflow.effects import Effects
@@ -116,13 +117,20 @@ class TicketRun:
             else:
                 if self.session.out_of_time():
                     raise PassDeadlineReached(self.ticket_id)
-                step_report.result = self._run_one(step, step_report)
+                step_report.result = self._run_one(step, step_report, first_try=record is None)
             if not step_report.result.ok:
                 self._mark_not_run(after=step.index, reason=f"step {step.index + 1} failed")
                 return self._finish_blocked("failed", [f"step {step.index + 1} ({step.action}): {step_report.result.summary}"])
         return self._finish_solved()
 
-    def _run_one(self, step: Any, step_report: StepReport) -> StepResult:
+    def _run_one(self, step: Any, step_report: StepReport, *, first_try: bool = True) -> StepResult:
+        """Run one step and record its result; a read-only step cut short by the pass deadline is deferred once.
+
+        The step's deadline is the pass deadline, so a check that times out as
+        the pass runs out of time may have been given less than its own
+        timeout_s. On its first try it stays marked started, which makes the
+        next pass run it again; on a later try its time-out is the result.
+        """
         ledger = self.session.ledger
         ledger.step_started(self.ticket_id, self.attempt.attempt, step.index, step.action, step_report.changes_state)
         log.info("step %d: %s started", step.index + 1, step.action)
@@ -139,8 +147,15 @@ class TicketRun:
             result = StepResult(ok=False, summary=str(exc), config_problem=True)
         if not result.duration_s:
             result.duration_s = round(time.monotonic() - started, 3)
-        ledger.step_finished(self.ticket_id, self.attempt.attempt, step.index, result.ok, dataclasses.asdict(result))
-        log.info("step %d: %s finished, ok=%s: %s", step.index + 1, step.action, result.ok, result.summary)
+        if result.timed_out and first_try and not step_report.changes_state and self.session.out_of_time():
+            log.warning(
+                "step %d: %s was cut short by the pass deadline; the next pass runs it again", step.index + 1, step.action
+            )
+            raise PassDeadlineReached(self.ticket_id)
+        # The output comes from the target and may quote a secret, so the ledger gets the masked copy.
+        stored = cast(dict[str, Any], redact_data(dataclasses.asdict(result)))
+        ledger.step_finished(self.ticket_id, self.attempt.attempt, step.index, result.ok, stored)
+        log.info("step %d: %s finished, ok=%s: %s", step.index + 1, step.action, result.ok, stored["summary"])
         return result
 
     def _mark_not_run(self, *, after: int, reason: str) -> None:
