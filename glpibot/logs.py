@@ -12,6 +12,8 @@ from typing import TextIO
 from glpibot.redact import RedactingFilter
 
 _current_ticket: contextvars.ContextVar[int | None] = contextvars.ContextVar("glpibot_ticket", default=None)
+# Every character that str.splitlines() breaks on, written as its escape.
+_LINE_BREAK_ESCAPES = {ord(char): repr(char)[1:-1] for char in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
 
 
 class TicketFilter(logging.Filter):
@@ -20,6 +22,19 @@ class TicketFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         ticket_id = _current_ticket.get()
         record.ticket = f" ticket={ticket_id}" if ticket_id is not None else ""
+        return True
+
+
+class SingleLineFilter(logging.Filter):
+    """Escape line breaks in the message, so ticket text (a name, a spec value) cannot start a forged log line.
+
+    Only the message changes; a traceback still follows on its own lines.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        record.msg = message.translate(_LINE_BREAK_ESCAPES)
+        record.args = None
         return True
 
 
@@ -43,6 +58,8 @@ def production_handler(stream: TextIO) -> logging.StreamHandler[TextIO]:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s%(ticket)s: %(message)s"))
     handler.addFilter(TicketFilter())
     handler.addFilter(RedactingFilter())
+    # After redaction, so a secret is matched in the text as it was logged.
+    handler.addFilter(SingleLineFilter())
     return handler
 
 

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import jsonschema
 
 from glpibot.errors import SpecIssue
-from glpibot.spec.yaml_loader import LineMap, Path, format_path
+from glpibot.spec.yaml_loader import LineMap, Path, format_path, printable
 
 _SHOWN_VALUE_LIMIT = 80
 _JSON_TYPES: dict[str, Callable[[Any], bool]] = {
@@ -142,6 +142,7 @@ def shown_value(path: Path, value: Any, lines: LineMap) -> str:
         raw = json.dumps(value, ensure_ascii=False, default=str)
     if raw == "":
         return "nothing"
+    raw = printable(raw)
     if len(raw) > _SHOWN_VALUE_LIMIT:
         raw = raw[: _SHOWN_VALUE_LIMIT - 3] + "..."
     return f"`{raw}`"

@@ -2,7 +2,9 @@
 
 jsonschema checks `pattern` with Python's `re.search`, where `$` also
 matches just before a final line break, so `^[a-z.]+$` would accept
-"nginx.service\\n" and let a newline reach a remote command line.
+"nginx.service\\n" and let a newline reach a remote command line. Its
+`integer` type also accepts floats such as 200.0, which this validator
+does not.
 """
 
 from __future__ import annotations
@@ -28,4 +30,14 @@ def _pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
-StrictValidator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _pattern})
+def _is_integer(checker: Any, instance: Any) -> bool:
+    # JSON Schema counts 200.0 as an integer, but the actions compare and
+    # iterate these values as Python ints, so a float is rejected here.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_TYPE_CHECKER = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer)
+
+StrictValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator, {"pattern": _pattern}, type_checker=_TYPE_CHECKER
+)

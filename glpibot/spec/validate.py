@@ -24,7 +24,7 @@ from glpibot.spec.extract import MINIMAL_EXAMPLE, extract_spec_text, has_spec_fe
 from glpibot.spec.strict_schema import StrictValidator
 from glpibot.spec.messages import Wording, did_you_mean, schema_issues, shown_value
 from glpibot.spec.model import Spec, Step
-from glpibot.spec.yaml_loader import LineMap, Path, format_path, load_yaml
+from glpibot.spec.yaml_loader import LineMap, Path, format_path, load_yaml, printable
 
 if TYPE_CHECKING:
     from glpibot.config import Config
@@ -207,6 +207,7 @@ def _check_port(port: str | None) -> str | None:
 
 
 def _short(text: str, limit: int = 60) -> str:
+    text = printable(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

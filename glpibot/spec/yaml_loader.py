@@ -17,13 +17,16 @@ only the YAML 1.2 core forms:
 Mapping keys are always strings: the key's text as written. Anchors, aliases,
 merge keys (`<<`) and explicit tags are rejected, and the document may hold at
 most MAX_DEPTH nested collections and MAX_NODES nodes, so no input can expand
-into a large object.
+into a large object. A key with a non-printable character (a line break,
+U+00A0, U+FEFF) and a key or value holding U+FFFD are rejected with their
+path, so every path and message fits on one line.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from typing import Any
 
 import yaml
@@ -45,6 +48,13 @@ MAX_DEPTH = 20  # nested lists and mappings, the top-level mapping counting as 1
 MAX_NODES = 10_000  # scalars, lists and mappings together
 _MAX_NUMBER_DIGITS = 100  # longer digit strings stay text; Python refuses ints past 4300 digits
 _RAW_TEXT_LIMIT = 200  # maximum length of the typed text kept per scalar for messages
+# Text decoded with errors="replace" (a client reading invalid UTF-8) and the
+# entity `&#0;` both turn into U+FFFD, so a value holding it is not what the author typed.
+REPLACEMENT_CHARACTER = "\ufffd"
+_REPLACEMENT_PROBLEM = (
+    "contains U+FFFD, the replacement character that stands for bytes that were not valid UTF-8 "
+    "or for an entity such as `&#0;`"
+)
 
 PathPart = str | int
 Path = tuple[PathPart, ...]
@@ -90,15 +100,37 @@ class LineMap(dict[Path, int]):
         return line if line is not None else self.line_of(path)
 
 
+def printable(text: str) -> str:
+    """Return text with each non-printable character (line break, tab, NUL, U+00A0, bidi control) as its Python escape.
+
+    Messages and paths quote ticket text through this, so they stay on one line.
+    """
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def format_path(path: Path) -> str:
-    """Render a path the way messages show it: `steps[1].params.url`."""
+    """Render a path the way messages show it: `steps[1].params.url`; keys go through `printable`."""
     text = ""
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += f".{part}" if text else part
+            text += f".{printable(part)}" if text else printable(part)
     return text
+
+
+def _key_problem(key: str) -> str | None:
+    """Return why a mapping key cannot be a spec key, or None; every spec key is printable text."""
+    if REPLACEMENT_CHARACTER in key:
+        return f"key `{printable(key)}` {_REPLACEMENT_PROBLEM}; retype the key"
+    for char in key:
+        if not char.isprintable():
+            name = unicodedata.name(char, "a control character")
+            return (
+                f"key `{printable(key)}` contains the character U+{ord(char):04X} ({name}), "
+                "which is not allowed in a key; type the key in plain letters and indent with spaces"
+            )
+    return None
 
 
 def _tag_as_typed(tag: str) -> str:
@@ -177,6 +209,9 @@ class _Builder:
         self.lines.value_lines[path] = node.start_mark.line + 1
         if isinstance(node, ScalarNode):
             self._record_raw(node, path)
+            if REPLACEMENT_CHARACTER in node.value:
+                message = f"{_REPLACEMENT_PROBLEM}; retype the value"
+                self.issues.append(SpecIssue(format_path(path), message, node.start_mark.line + 1))
             return self._scalar(node)
         if isinstance(node, SequenceNode):
             items = []
@@ -219,6 +254,10 @@ class _Builder:
             key_line = key_node.start_mark.line + 1
             if key == "<<" and key_node.style is None:
                 raise _Rejected("merge keys (`<<`) are not allowed in a spec; write each key out", key_node.start_mark)
+            problem = _key_problem(key)
+            if problem is not None:
+                self.issues.append(SpecIssue(format_path(path + (key,)), problem, key_line))
+                continue
             if key in first_lines:
                 self.issues.append(
                     SpecIssue(
@@ -234,11 +273,29 @@ class _Builder:
         return result
 
 
+def _odd_indentation(text: str) -> tuple[int, str] | None:
+    """Return (line, character) of the first line indented with a space character other than U+0020, or None."""
+    for number, line in enumerate(text.split("\n"), 1):
+        for char in line:
+            if char not in " \t":
+                if unicodedata.category(char) == "Zs":
+                    return number, char
+                break
+    return None
+
+
 def _yaml_error_issue(text: str, exc: yaml.YAMLError) -> SpecIssue:
     """Describe a PyYAML error on one line, with the line it points at."""
     if isinstance(exc, yaml.reader.ReaderError):
         line = text.count("\n", 0, max(exc.position, 0)) + 1
         return SpecIssue("", f"invalid YAML: the character U+{exc.character:04X} is not allowed; remove it", line)
+    odd = _odd_indentation(text)
+    if odd is not None:
+        # PyYAML reads U+00A0 indentation as part of a key and then reports the
+        # structure, which does not name the cause the author can see.
+        line, char = odd
+        name = unicodedata.name(char, "a space character")
+        return SpecIssue("", f"invalid YAML: line {line} is indented with U+{ord(char):04X} ({name}); indent with plain spaces", line)
     if not isinstance(exc, yaml.MarkedYAMLError):
         return SpecIssue("", f"invalid YAML: {exc}".replace("\n", " "), None)
 
