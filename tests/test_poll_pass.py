@@ -320,3 +320,27 @@ def test_rejected_credentials_name_user(bot: BotEnv, monkeypatch) -> None:
     assert "homelab-bot" in summary.error
     assert "not-the-password" not in summary.error
     assert bot.sim.client_secret not in summary.error
+
+
+def test_solution_without_status_change_not_rerun(bot: BotEnv) -> None:
+    from glpibot.testing import Fault
+
+    ticket = bot.ticket("valid", VALID.format(url=bot.sim.url))
+    bot.sim.add_fault(Fault(method="POST", path=r"/Timeline/Solution$", ignore_status_change=True))
+    bot.sim.add_fault(Fault(method="PATCH", path=r"^/Assistance/Ticket/\d+$", ignore_status_change=True))
+
+    first = bot.run()
+
+    assert first.exit_code == ExitCode.TICKET_ERROR
+    assert bot.status(ticket) == 2
+    assert len(bot.sim.solutions(ticket)) == 1
+
+    second = bot.run()
+
+    assert second.exit_code == ExitCode.OK
+    assert bot.status(ticket) == 5
+    assert len(bot.sim.solutions(ticket)) == 1
+    claims = [text for text in _followup_texts(bot, ticket) if " claimed" in text]
+    assert len(claims) == 1
+    checks = [request for request in bot.sim.other_requests if request.path == "/health"]
+    assert len(checks) == 1

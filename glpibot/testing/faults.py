@@ -31,7 +31,8 @@ class Fault:
     `apply_then_fail` the request is handled first and the response is then
     replaced by `status`/`body`, so the write happened but the client sees an
     error. `ignore_status_change` makes a PATCH keep the ticket status and
-    still return 200, as GLPI does when the profile lacks the right.
+    still return 200, as GLPI does when the profile lacks the right; on a
+    Solution POST it stores the solution but leaves the status as it was.
     `trickle_s` spreads the sending of the response, byte by byte, over that
     many seconds.
     """

@@ -261,7 +261,9 @@ class ApiRoutes:
             is_private = body.get("is_private") is True
             item_id = self.store.add_followup(ticket_id, content, request.user_id, is_private=is_private)
         elif kind == "Solution":
-            item_id = self.store.add_solution(ticket_id, content, request.user_id)
+            item_id = self.store.add_solution(
+                ticket_id, content, request.user_id, ignore_status=request.ignore_status_change
+            )
         else:
             # NOTE: tasks, documents and validations are not simulated; GLPI itself accepts them.
             raise not_found()

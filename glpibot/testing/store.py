@@ -292,14 +292,16 @@ class Store(Directory):
             self.change_status(ticket, 2 if assigned else 1)
         return followup_id
 
-    def add_solution(self, ticket_id: int, content: str, user_id: int) -> int:
+    def add_solution(self, ticket_id: int, content: str, user_id: int, *, ignore_status: bool = False) -> int:
+        """Add a solution, which solves the ticket; `ignore_status` stores it but keeps the status."""
         ticket = self.ticket_record(ticket_id)
         if ticket.status in (5, 6):
             raise server_failure("Failed to create item(s)", ["The item is already solved."])
         solution_id = self._new_id("solution")
         status = 3 if ticket.entity_auto_close else 2
         self.solutions[solution_id] = TimelineItem(solution_id, ticket_id, content, user_id, status=status)
-        self.change_status(ticket, 6 if ticket.entity_auto_close else 5)
+        if not ignore_status:
+            self.change_status(ticket, 6 if ticket.entity_auto_close else 5)
         return solution_id
 
     def followup_json(self, item: TimelineItem) -> dict[str, Any]:

@@ -57,10 +57,20 @@ class Effects:
         effect = self.ledger.add_effect(key, ticket_id, attempt, kind, {"html": html, "tag": tag})
         self._perform_glpi(effect)
 
-    def set_status(self, ticket_id: int, attempt: int, name: str, *, status: int, current: int | None) -> None:
-        """Set the ticket status once; no request when the ticket already has it."""
+    def set_status(
+        self,
+        ticket_id: int,
+        attempt: int,
+        name: str,
+        *,
+        status: int,
+        current: int | None,
+        accept: tuple[int, ...] = (),
+    ) -> None:
+        """Set the ticket status once; no request when the ticket already has it or a status in `accept`."""
         key = effect_key(ticket_id, attempt, name)
-        effect = self.ledger.add_effect(key, ticket_id, attempt, "status", {"status": status})
+        payload = {"status": status, "accept": sorted({status, *accept})}
+        effect = self.ledger.add_effect(key, ticket_id, attempt, "status", payload)
         self._perform_glpi(effect, current_status=current)
 
     def _perform_glpi(self, effect: Effect, *, current_status: int | None = None) -> None:
@@ -87,9 +97,10 @@ class Effects:
 
     def _perform_status(self, effect: Effect, current_status: int | None) -> None:
         wanted = int(effect.payload["status"])
+        accepted = effect.payload.get("accept") or [wanted]
         if effect.tries > 0 or current_status is None:
             current_status = status_id(self.client.get_ticket(effect.ticket_id))
-        if current_status == wanted:
+        if current_status in accepted:
             self.ledger.effect_done(effect.key, {"status": wanted, "sent": False})
             return
         self.ledger.effect_trying(effect.key)

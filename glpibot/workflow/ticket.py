@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 STATUS_PROCESSING = 2
 STATUS_PENDING = 4
+STATUS_SOLVED = 5
+STATUS_CLOSED = 6
 
 
 def _now_iso() -> str:
@@ -212,6 +214,14 @@ class TicketRun:
             kind="solution",
             html=html,
             tag=tagged(self.attempt.run_marker, "solved"),
+        )
+        # A Solution solves the ticket (or closes it at once where the entity
+        # closes solved tickets), but GLPI may accept it without a status change
+        # when a right is missing. Until the ticket shows Solved or Closed the
+        # attempt stays open, so a later pass finishes the change instead of
+        # taking the still-open ticket for a new attempt and running it again.
+        self.effects.set_status(
+            self.ticket_id, self.attempt.attempt, "solved", status=STATUS_SOLVED, current=None, accept=(STATUS_CLOSED,)
         )
         self.session.ledger.close_attempt(self.ticket_id, self.attempt.attempt, "solved", "ok")
         log.info("solved: %d step(s) passed", len(self.report.steps))
