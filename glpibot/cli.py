@@ -41,16 +41,19 @@ def _print_json(data: object) -> None:
     typer.echo(json.dumps(redact_data(data), indent=2, sort_keys=True, default=str))
 
 
-def _fail(code: ExitCode, message: str) -> None:
+def _fail(code: ExitCode, message: str, *, json_output: bool = False) -> None:
+    """Print the error on stderr (and as JSON on stdout with --json), then exit with `code`."""
     typer.echo(f"glpibot: {redact(message)}", err=True)
+    if json_output:
+        _print_json({"error": message, "exit_code": int(code)})
     raise typer.Exit(int(code))
 
 
-def _load(config_path: Optional[Path]) -> Config:
+def _load(config_path: Optional[Path], *, json_output: bool = False) -> Config:
     try:
         return load_config(config_path)
     except ConfigError as exc:
-        _fail(ExitCode.USAGE, str(exc))
+        _fail(ExitCode.USAGE, str(exc), json_output=json_output)
         raise  # unreachable: _fail always raises
 
 
@@ -58,13 +61,13 @@ def _run(config_path: Optional[Path], debug: bool, json_output: bool, **pass_opt
     from glpibot.workflow.pass_runner import run_pass
 
     setup_logging(logging.DEBUG if debug else logging.INFO)
-    config = _load(config_path)
+    config = _load(config_path, json_output=json_output)
     try:
         summary = run_pass(config, **pass_options)  # type: ignore[arg-type]
     except ConfigError as exc:
-        _fail(ExitCode.USAGE, str(exc))
+        _fail(ExitCode.USAGE, str(exc), json_output=json_output)
     except LockHeldError as exc:
-        _fail(ExitCode.LOCKED, str(exc))
+        _fail(ExitCode.LOCKED, str(exc), json_output=json_output)
     if json_output:
         _print_json(summary.as_dict())
     if summary.error:
@@ -107,8 +110,8 @@ def validate_spec(
     """Check a spec and print every error with its path and line; exit 0 when valid, 1 when not."""
     from glpibot.spec.validate import validate_text
 
-    text = _read_input(file)
-    loaded = _load(config) if config else None
+    text = _read_input(file, json_output=json_output)
+    loaded = _load(config, json_output=json_output) if config else None
     issues = validate_text(text, loaded)
     if json_output:
         _print_json(
@@ -126,7 +129,7 @@ def validate_spec(
     raise typer.Exit(1 if issues else 0)
 
 
-def _read_input(file: str) -> str:
+def _read_input(file: str, *, json_output: bool = False) -> str:
     max_bytes = 1024 * 1024
     try:
         if file == "-":
@@ -135,13 +138,17 @@ def _read_input(file: str) -> str:
             with open(file, "rb") as handle:
                 data = handle.read(max_bytes + 1)
     except OSError as exc:
-        _fail(ExitCode.USAGE, f"cannot read {file}: {exc.strerror}")
+        _fail(ExitCode.USAGE, f"cannot read {file}: {exc.strerror}", json_output=json_output)
     if len(data) > max_bytes:
-        _fail(ExitCode.USAGE, f"{file} is larger than {max_bytes} bytes; a spec is a few lines of YAML")
+        _fail(
+            ExitCode.USAGE,
+            f"{file} is larger than {max_bytes} bytes; a spec is a few lines of YAML",
+            json_output=json_output,
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        _fail(ExitCode.USAGE, f"{file} is not valid UTF-8 (byte {exc.start}); save it as UTF-8")
+        _fail(ExitCode.USAGE, f"{file} is not valid UTF-8 (byte {exc.start}); save it as UTF-8", json_output=json_output)
     raise AssertionError("unreachable")
 
 
@@ -178,7 +185,7 @@ def doctor(
     """Check the setup end to end (config, secrets, GLPI, directories, hosts); changes nothing."""
     from glpibot.doctor import run_checks
 
-    loaded = _load(config)
+    loaded = _load(config, json_output=json_output)
     checks = run_checks(loaded)
     if json_output:
         _print_json([check.as_dict() for check in checks])
@@ -188,13 +195,19 @@ def doctor(
     raise typer.Exit(0 if all(check.ok for check in checks) else 1)
 
 
-@app.callback()
-def _main(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
-) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         typer.echo(f"glpibot {__version__}")
         raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+    ),
+) -> None:
+    """Turn GLPI helpdesk tickets into safe, audited automation."""
 
 
 def main() -> None:

@@ -172,7 +172,9 @@ def _artifact_checks(config: Config) -> list[Check]:
     directory = config.artifacts.dir
     checks = [_writable_dir("artifact directory", directory)]
     if config.artifacts.git_commit:
-        probe = directory if directory.exists() else directory.parent
+        probe = directory
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent  # the folder is created on the first write; its repository may already exist
         try:
             result = subprocess.run(
                 ["git", "-C", str(probe), "rev-parse", "--show-toplevel"],

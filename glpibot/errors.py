@@ -78,6 +78,10 @@ class GlpiAuthError(GlpiError):
     """GLPI rejected the bot's credentials or its token could not be renewed."""
 
 
+class GlpiNotFoundError(GlpiError):
+    """GLPI has no such item, or the bot user may not see it (GLPI answers 404 for both)."""
+
+
 class GlpiStatusNotChangedError(GlpiError):
     """GLPI answered a status change with success but the ticket kept its old status."""
 

@@ -7,7 +7,7 @@ from typing import Callable
 
 import pytest
 
-from glpibot.errors import GlpiError, GlpiStatusNotChangedError, GlpiUnreachableError
+from glpibot.errors import GlpiError, GlpiNotFoundError, GlpiStatusNotChangedError, GlpiUnreachableError
 from glpibot.glpi.client import GlpiClient
 from glpibot.testing import Fault, GlpiSimulator
 from tests.fixtures_glpi import settings_for
@@ -56,10 +56,16 @@ def test_token_request_form(glpi_sim: GlpiSimulator, glpi_client_factory: Client
     assert token_request.form["scope"] == "api"
 
 
-def test_category_id_int_needs_no_request(glpi_sim: GlpiSimulator, glpi_client_factory: ClientFactory) -> None:
+def test_category_id_int_checked(glpi_sim: GlpiSimulator, glpi_client_factory: ClientFactory) -> None:
     client = glpi_client_factory()
+
     assert client.category_id(2) == 2
-    assert glpi_sim.request_count == 0
+    assert glpi_sim.count("GET", "/Dropdowns/ITILCategory/2") == 1
+
+
+def test_category_id_unknown_rejected(glpi_client_factory: ClientFactory) -> None:
+    with pytest.raises(GlpiNotFoundError, match="category id 99 not found"):
+        glpi_client_factory().category_id(99)
 
 
 def test_category_not_found(glpi_client_factory: ClientFactory) -> None:

@@ -344,3 +344,66 @@ def test_solution_without_status_change_not_rerun(bot: BotEnv) -> None:
     assert len(claims) == 1
     checks = [request for request in bot.sim.other_requests if request.path == "/health"]
     assert len(checks) == 1
+
+
+def test_unknown_category_id_is_config_error(bot: BotEnv) -> None:
+    bot.overrides["glpi"] = dict(bot.config_data()["glpi"], category=99)
+    config = bot.write_config()
+
+    result = bot.cli("poll", "--config", str(config))
+
+    assert result.returncode == 2
+    assert "category id 99 not found" in result.stderr
+
+
+def test_process_missing_ticket_exits_2(bot: BotEnv) -> None:
+    config = bot.write_config()
+
+    result = bot.cli("process-ticket", "999", "--config", str(config), "--json")
+
+    assert result.returncode == 2
+    summary = json.loads(result.stdout)
+    assert summary["outcomes"][0]["outcome"] == "skipped"
+    assert "999 not found" in summary["outcomes"][0]["summary"]
+
+
+def test_poll_reports_skipped_tickets(bot: BotEnv) -> None:
+    unassigned = bot.ticket("unassigned", VALID.format(url=bot.sim.url), assigned_user_ids=[])
+
+    summary = bot.run()
+
+    skipped = [item for item in summary.outcomes if item.outcome == "skipped"]
+    assert [item.ticket_id for item in skipped] == [unassigned]
+    assert "not assigned" in skipped[0].summary
+    assert "skipped=1" in summary.line()
+
+
+def test_process_solved_ticket_says_why(bot: BotEnv) -> None:
+    ticket = bot.ticket("valid", VALID.format(url=bot.sim.url))
+    bot.run()
+
+    again = bot.run(only_ticket=ticket)
+
+    assert again.outcomes[0].outcome == "skipped"
+    assert "status is 5" in again.outcomes[0].summary
+
+
+def test_changed_password_not_hidden_by_cache(bot: BotEnv, monkeypatch) -> None:
+    bot.run()
+    monkeypatch.setenv("GLPIBOT_GLPI_PASSWORD", "a-changed-password")
+
+    summary = bot.run()
+
+    assert summary.exit_code == ExitCode.GLPI_UNAVAILABLE
+    assert "homelab-bot" in (summary.error or "")
+
+
+def test_json_on_lock_error(bot: BotEnv) -> None:
+    from glpibot.workflow.lock import PassLock
+
+    config = bot.write_config()
+    with PassLock(bot.state_dir):
+        result = bot.cli("poll", "--config", str(config), "--json")
+
+    assert result.returncode == 75
+    assert json.loads(result.stdout)["exit_code"] == 75

@@ -228,3 +228,17 @@ def test_doctor_unwritable_artifacts(bot: BotEnv) -> None:
     problems = [line for line in result.stdout.splitlines() if line.startswith("PROBLEM")]
     assert len(problems) == 1
     assert "artifact directory" in problems[0]
+
+
+def test_doctor_git_for_new_artifact_dir(bot: BotEnv) -> None:
+    import subprocess
+
+    repo = bot.root / "docs-repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    bot.overrides["artifacts"] = {"dir": str(repo / "generated" / "glpi-bot"), "git_commit": True}
+
+    result = bot.cli("doctor", "--config", str(bot.write_config()))
+
+    assert result.returncode == 0, result.stdout
+    assert any(line.startswith("ok") and "artifact git" in line for line in result.stdout.splitlines())

@@ -313,7 +313,7 @@ class HttpCheck(Action):
     """Request an allowlisted URL from the runner and check its status code and body text."""
 
     name = "http_check"
-    description = "request an allowlisted URL from the runner and check the status code and body text"
+    description = "Request an allowlisted URL from the runner and check the status code and body text."
     runs_on = "runner"
 
     def changes_state(self, params: dict[str, Any]) -> bool:
@@ -323,16 +323,18 @@ class HttpCheck(Action):
         prefix = f"{step.path}." if step.path else ""
         params = step.params
         url = params.get("url")
+        url_line = step.line_of("params.url")
         issues: list[SpecIssue] = []
         if not isinstance(url, str):
-            issues.append(SpecIssue(f"{prefix}params.url", "missing required parameter `url` for http_check", step.line))
+            issues.append(SpecIssue(f"{prefix}params.url", "missing required parameter `url` for http_check", url_line))
         else:
             patterns = list(config.action_settings(self.name).get("allowed_urls") or [])
             message = _spec_url_message(url) or url_rejection(url, patterns)
             if message:
-                issues.append(SpecIssue(f"{prefix}params.url", message, step.line))
+                issues.append(SpecIssue(f"{prefix}params.url", message, url_line))
         if params.get("method", "GET") == "HEAD" and params.get("expect_body_contains") is not None:
-            issues.append(SpecIssue(f"{prefix}params.expect_body_contains", HEAD_BODY_MESSAGE, step.line))
+            body_line = step.line_of("params.expect_body_contains")
+            issues.append(SpecIssue(f"{prefix}params.expect_body_contains", HEAD_BODY_MESSAGE, body_line))
         return issues
 
     def run(self, step: "Step", context: ActionContext) -> StepResult:

@@ -279,7 +279,11 @@ class TokenManager:
         if error == "invalid_client":
             advice = "check glpi.client_id and the client secret"
         elif error == "invalid_grant":
-            advice = "check the bot user's password" if grant == "password" else "check the bot user's account"
+            advice = (
+                "check glpi.username and the bot user's password"
+                if grant == "password"
+                else "check the bot user's account"
+            )
         elif error == "unauthorized_client":
             advice = f"allow the '{grant}' grant on the OAuth client in GLPI"
         else:

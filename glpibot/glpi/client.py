@@ -16,6 +16,7 @@ Rules that come from how GLPI 11 behaves:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -26,7 +27,7 @@ from typing import Any, Callable, Sequence
 import requests
 
 from glpibot.config import GlpiSettings
-from glpibot.errors import GlpiAuthError, GlpiError, GlpiStatusNotChangedError, GlpiUnreachableError
+from glpibot.errors import GlpiAuthError, GlpiError, GlpiNotFoundError, GlpiStatusNotChangedError, GlpiUnreachableError
 from glpibot.glpi.auth import TOKEN_PATH, TokenCache, TokenManager
 from glpibot.glpi.watchdog import RequestWatchdog, watch_session
 from glpibot.redact import redact, register_secret
@@ -109,7 +110,7 @@ def error_from_response(method: str, path: str, response: requests.Response) -> 
     elif response.status_code == 403 and detail and "scope" in str(detail):
         text += "; allow the 'api' scope on the OAuth client in GLPI"
 
-    cls = GlpiAuthError if response.status_code == 401 else GlpiError
+    cls = {401: GlpiAuthError, 404: GlpiNotFoundError}.get(response.status_code, GlpiError)
     return cls(
         redact(text),
         method=method,
@@ -119,6 +120,17 @@ def error_from_response(method: str, path: str, response: requests.Response) -> 
         title=redact(str(title)) if title else None,
         detail=detail,
     )
+
+
+def credentials_fingerprint(settings: GlpiSettings, client_secret: str, password: str) -> str:
+    """Return a slow salted hash of the secrets, so a cached token is dropped when they change.
+
+    Without it a token cached under the old password would keep working
+    until it expires, hiding from the operator that the new one is wrong.
+    """
+    salt = f"glpibot token cache|{settings.url}|{settings.client_id}|{settings.username}".encode()
+    secret = f"{client_secret}\0{password}".encode()
+    return hashlib.pbkdf2_hmac("sha256", secret, salt, 20_000).hex()
 
 
 class GlpiClient:
@@ -149,7 +161,12 @@ class GlpiClient:
             watch_session(self._session, self._watchdog)  # a session passed in keeps its own adapters
         self._request_count = 0
         self._user_id: int | None = None
-        identity = {"url": settings.url, "client_id": settings.client_id, "username": settings.username}
+        identity = {
+            "url": settings.url,
+            "client_id": settings.client_id,
+            "username": settings.username,
+            "credentials": credentials_fingerprint(settings, client_secret, password),
+        }
         cache = TokenCache(token_cache, identity) if token_cache is not None else None
         self._tokens = TokenManager(
             settings, client_secret=client_secret, password=password, post=self._post_token, cache=cache, clock=clock
@@ -312,9 +329,9 @@ class GlpiClient:
         return self._user_id
 
     def category_id(self, category: str | int) -> int:
-        """Return the ITIL category id: an int as is, a name looked up by its full name ("Parent > Child")."""
+        """Return the ITIL category id: an id after checking it exists, a name looked up by its full name ("Parent > Child")."""
         if isinstance(category, int) and not isinstance(category, bool):
-            return category
+            return self._checked_category_id(category)
         name = str(category).strip()
         if '"' not in name:
             quoted = f'"{name}"'
@@ -340,7 +357,7 @@ class GlpiClient:
         total = _content_range_total(response.headers.get("Content-Range"))
         total = len(rows) if total is None else total
         if total == 0 or not rows:
-            raise GlpiError(
+            raise GlpiNotFoundError(
                 f"ITIL category {name!r} not found in GLPI; set glpi.category to the full name "
                 "as GLPI shows it ('Parent > Child') or to the category id",
                 method="GET",
@@ -354,6 +371,31 @@ class GlpiClient:
                 path=path,
             )
         return int(rows[0]["id"])
+
+    def _checked_category_id(self, category_id: int) -> int:
+        """Return the id when GLPI has that category; raise GlpiNotFoundError when it has not.
+
+        Before API 2.2 GLPI has no category route at all and answers 404 for
+        any id, so a 404 counts as "not found" only when the list route works.
+        """
+        path = f"/Dropdowns/ITILCategory/{category_id}"
+        try:
+            self._call("GET", path)
+            return category_id
+        except GlpiNotFoundError:
+            pass
+        try:
+            self._call("GET", "/Dropdowns/ITILCategory", params={"limit": 1})
+        except GlpiNotFoundError:
+            logger.warning("GLPI has no ITIL category route (API older than 2.2); using category id %d unchecked", category_id)
+            return category_id
+        raise GlpiNotFoundError(
+            f"ITIL category id {category_id} not found in GLPI; set glpi.category to an existing category id "
+            "or to its full name ('Parent > Child')",
+            method="GET",
+            path=path,
+            http_status=404,
+        )
 
     def search_tickets(self, category_id: int, statuses: Sequence[int], *, page_size: int = 50) -> list[dict[str, Any]]:
         """Return every ticket of the category in the statuses, not in the trash, oldest id first."""

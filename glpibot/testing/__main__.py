@@ -19,7 +19,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m glpibot.testing",
         description="Serve a simulated GLPI 11 v2 API on 127.0.0.1 until interrupted.",
     )
-    parser.add_argument("--port", type=int, default=8088, help="TCP port on 127.0.0.1 (0 picks a free one; default 8088)")
+    parser.add_argument("--port", type=_port, default=8088, help="TCP port on 127.0.0.1 (0 picks a free one; default 8088)")
     parser.add_argument("--seed", choices=("demo", "empty"), default="demo", help="demo tickets, or none (default demo)")
     parser.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET, help="OAuth client secret the simulator accepts")
     parser.add_argument("--bot-password", default=DEFAULT_USERS[BOT_LOGIN][1], help=f"password of the {BOT_LOGIN} user")
@@ -28,6 +28,17 @@ def _parser() -> argparse.ArgumentParser:
         help="URL the demo's valid http_check requests (default: the simulator's own /health, which returns 200)",
     )
     return parser
+
+
+def _port(text: str) -> int:
+    """Parse --port: a whole number from 0 (any free port) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: give a whole number from 0 to 65535") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {value}: give a number from 0 to 65535")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     password_hint = (
         f"'{DEFAULT_USERS[BOT_LOGIN][1]}'" if args.bot_password == DEFAULT_USERS[BOT_LOGIN][1] else "the --bot-password value"
     )
-    print(f"GLPI simulator at {sim.url} (API: {sim.url}/api.php)", file=sys.stderr)
+    print(f"GLPI simulator at {sim.url}; set glpi.url: {sim.url} in the glpibot config", file=sys.stderr)
     print(f"OAuth client id: {sim.client_id}; bot user: {BOT_LOGIN} (id {users[BOT_LOGIN][0]})", file=sys.stderr)
     print(f"credentials: client secret {secret_hint}, bot password {password_hint}", file=sys.stderr)
     for label, ticket_id in tickets.items():

@@ -16,7 +16,7 @@ from typing import Any
 
 from glpibot.config import Config
 from glpibot.credentials import GLPI_CLIENT_SECRET, GLPI_PASSWORD, MEMORY_TOKEN, SSH_KEY_PASSPHRASE, read_secret
-from glpibot.errors import GlpiAuthError, GlpibotError, GlpiError, GlpiUnreachableError
+from glpibot.errors import ConfigError, GlpiAuthError, GlpibotError, GlpiError, GlpiNotFoundError, GlpiUnreachableError
 from glpibot.exitcodes import ExitCode
 from glpibot.glpi.client import GlpiClient
 from glpibot.ledger import Ledger
@@ -61,6 +61,7 @@ class PassSummary:
         """Return the one-line summary logged at the end of every pass."""
         parts = [
             f"found={self.tickets_found}",
+            f"skipped={self.count('skipped')}",
             f"solved={self.count('solved')}",
             f"pending={self.count('pending')}",
             f"errors={self.count('error')}",
@@ -147,6 +148,23 @@ def _real_pass(
     client = client or build_client(config)
     memory_token = read_secret(MEMORY_TOKEN, required=config.memory.sink == "http")
     passphrase = read_secret(SSH_KEY_PASSPHRASE, required=False)
+    try:
+        _pass_with_client(config, summary, only_ticket, force, client, started, clock, memory_token, passphrase)
+    finally:
+        summary.glpi_requests = client.request_count
+
+
+def _pass_with_client(
+    config: Config,
+    summary: PassSummary,
+    only_ticket: int | None,
+    force: bool,
+    client: GlpiClient,
+    started: float,
+    clock: Callable[[], float],
+    memory_token: str | None,
+    passphrase: str | None,
+) -> None:
     with Ledger(config.state_dir / "ledger.sqlite3", clock=clock) as ledger:
         bot_user_id, category_id = _resolve_ids(config, client, ledger)
         effects = Effects(ledger, client, config, bot_user_id=bot_user_id, memory_token=memory_token)
@@ -177,7 +195,6 @@ def _real_pass(
                     break
         finally:
             session.close()
-            summary.glpi_requests = client.request_count
     summary.tickets_handled = sum(1 for item in summary.outcomes if item.outcome in ("solved", "pending"))
     if any(item.outcome in ("error", "fatal") for item in summary.outcomes):
         summary.exit_code = ExitCode.TICKET_ERROR
@@ -198,10 +215,18 @@ def _resolve_ids(config: Config, client: GlpiClient, ledger: Ledger) -> tuple[in
         log.info("resolved the bot user %s to id %d", config.glpi.username, bot_user_id)
     category_id = ledger.cached(category_key)
     if category_id is None:
-        category_id = client.category_id(config.glpi.category)
+        category_id = _lookup_category(config, client)
         ledger.cache(category_key, category_id)
         log.info("resolved the category %r to id %d", config.glpi.category, category_id)
     return int(bot_user_id), int(category_id)
+
+
+def _lookup_category(config: Config, client: GlpiClient) -> int:
+    """Return the configured category's id; a category GLPI does not have is a config error."""
+    try:
+        return client.category_id(config.glpi.category)
+    except GlpiNotFoundError as exc:
+        raise ConfigError(f"glpi.category: {exc}") from None
 
 
 def _candidates(
@@ -210,7 +235,7 @@ def _candidates(
     """Return the eligible tickets, plus any ticket whose attempt the ledger still has open."""
     config = session.config
     if only_ticket is not None:
-        found = [session.client.get_ticket(only_ticket)]
+        found = _one_ticket(session.client, only_ticket, summary)
     else:
         found = session.client.search_tickets(session.category_id, config.glpi.eligible_statuses)
     summary.tickets_found = len(found)
@@ -228,10 +253,14 @@ def _candidates(
         if reason is None:
             chosen[ticket_id] = ticket
             continue
-        log.debug("ticket %d skipped: %s", ticket_id, reason)
-        if only_ticket is not None and session.ledger.latest_attempt(ticket_id) is None:
-            summary.outcomes.append(TicketOutcome(ticket_id, "skipped", summary=reason))
+        latest = session.ledger.latest_attempt(ticket_id)
+        if latest is not None and latest.state == "open":
+            continue  # the loop below resumes it
+        summary.outcomes.append(TicketOutcome(ticket_id, "skipped", summary=reason))
+        if only_ticket is not None:
             log.warning("ticket %d is not eligible: %s", ticket_id, reason)
+        else:
+            log.debug("ticket %d skipped: %s", ticket_id, reason)
 
     for attempt in session.ledger.open_attempts():
         if only_ticket is not None and attempt.ticket_id != only_ticket:
@@ -241,6 +270,18 @@ def _candidates(
             if not ticket.get("is_deleted"):
                 chosen[attempt.ticket_id] = ticket
     return [chosen[ticket_id] for ticket_id in sorted(chosen)]
+
+
+def _one_ticket(client: GlpiClient, ticket_id: int, summary: PassSummary) -> list[dict[str, Any]]:
+    """Return the one ticket `process-ticket` names, or [] with a usage error when GLPI has no such ticket."""
+    try:
+        return [client.get_ticket(ticket_id)]
+    except GlpiNotFoundError:
+        reason = f"ticket {ticket_id} not found in GLPI, or the bot user may not see it; check the id"
+        summary.outcomes.append(TicketOutcome(ticket_id, "skipped", summary=reason))
+        summary.exit_code = ExitCode.USAGE
+        summary.error = reason
+        return []
 
 
 def _handle_ticket(session: PassSession, ticket: dict[str, Any]) -> TicketOutcome:
@@ -273,9 +314,9 @@ def _dry_run(
     """Report what a pass would do; write nothing to GLPI, the ledger, the artifacts or the memory sink."""
     client = client or build_client(config, use_cache=False)
     bot_user_id = client.user_id()
-    category_id = client.category_id(config.glpi.category)
+    category_id = _lookup_category(config, client)
     if only_ticket is not None:
-        found = [client.get_ticket(only_ticket)]
+        found = _one_ticket(client, only_ticket, summary)
     else:
         found = client.search_tickets(category_id, config.glpi.eligible_statuses)
     summary.tickets_found = len(found)
@@ -289,8 +330,9 @@ def _dry_run(
             check_status=not force,
         )
         if reason is not None:
+            summary.outcomes.append(TicketOutcome(ticket_id, "skipped", summary=reason))
             if only_ticket is not None:
-                summary.outcomes.append(TicketOutcome(ticket_id, "skipped", summary=reason))
+                log.warning("ticket %d is not eligible: %s", ticket_id, reason)
             continue
         with ticket_context(ticket_id):
             outcome, text = describe_plan(ticket, config)
