@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     password_hint = (
         f"'{DEFAULT_USERS[BOT_LOGIN][1]}'" if args.bot_password == DEFAULT_USERS[BOT_LOGIN][1] else "the --bot-password value"
     )
-    print(f"GLPI simulator at {sim.url}; set glpi.url: {sim.url} in the glpibot config", file=sys.stderr)
+    print(f"GLPI simulator at {sim.url} (set glpi.url to this URL in the glpibot config)", file=sys.stderr)
     print(f"OAuth client id: {sim.client_id}; bot user: {BOT_LOGIN} (id {users[BOT_LOGIN][0]})", file=sys.stderr)
     print(f"credentials: client secret {secret_hint}, bot password {password_hint}", file=sys.stderr)
     for label, ticket_id in tickets.items():
