@@ -25,7 +25,7 @@ def policy_issues(spec: Spec, config: Config) -> list[SpecIssue]:
                         f"{prefix}host",
                         f"host '{step.host}' is not in the inventory (known hosts: {known}); "
                         f"add it under hosts in the config",
-                        step.line,
+                        step.line_of("host"),
                     )
                 )
                 continue

@@ -312,5 +312,6 @@ def test_parse_ticket_body_single_action() -> None:
         "host": "svc-auto",
         "path": "",
         "line": 2,
+        "lines": {"action": 2, "host": 3, "params": 4, "params.unit": 5, "params.operation": 6},
     }
     assert parse_spec(SPEC_TEXT).steps == spec.steps

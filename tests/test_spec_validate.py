@@ -91,6 +91,7 @@ def test_single_action_spec() -> None:
             "host": "svc-auto",
             "path": "",
             "line": 2,
+            "lines": {"action": 2, "host": 3, "params": 4, "params.unit": 5, "params.operation": 6},
         }
     ]
 

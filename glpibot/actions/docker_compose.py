@@ -122,7 +122,7 @@ class DockerComposeRemote(Action):
         if issues:
             return issues
         if step.host is None:
-            return [SpecIssue(host_path(step), "docker_compose_remote needs a host from the inventory", step.line)]
+            return [SpecIssue(host_path(step), "docker_compose_remote needs a host from the inventory", step.line_of("host"))]
 
         project = step.params.get("project", "")
         operation = step.params.get("operation", "")
@@ -134,7 +134,7 @@ class DockerComposeRemote(Action):
                     param_path(step, "project"),
                     f"project {show_value(project)} is not configured; "
                     f"add it under actions.docker_compose_remote.projects",
-                    step.line,
+                    step.line_of("params.project"),
                 )
             ]
 
@@ -143,7 +143,7 @@ class DockerComposeRemote(Action):
                 SpecIssue(
                     host_path(step),
                     f"project '{project}' runs on host {entry.get('host')}, not on host {step.host}",
-                    step.line,
+                    step.line_of("host"),
                 )
             )
 
@@ -154,7 +154,7 @@ class DockerComposeRemote(Action):
                     param_path(step, "operation"),
                     f"operation {show_value(operation)} is not allowed for project {project}; "
                     f"add it to actions.docker_compose_remote.projects.{project}.operations",
-                    step.line,
+                    step.line_of("params.operation"),
                 )
             )
         return issues

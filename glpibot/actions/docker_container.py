@@ -163,7 +163,7 @@ class DockerContainerCheck(Action):
         if issues:
             return issues
         if step.host is None:
-            return [SpecIssue(host_path(step), "docker_container_check needs a host from the inventory", step.line)]
+            return [SpecIssue(host_path(step), "docker_container_check needs a host from the inventory", step.line_of("host"))]
         container = step.params.get("container", "")
         globs = host_globs(config, self.name, "allowed_containers", step.host)
         if first_match(globs, container) is None:
@@ -172,7 +172,7 @@ class DockerContainerCheck(Action):
                     param_path(step, "container"),
                     f"container {show_value(container)} is not allowed on host {step.host}; "
                     f"add it to actions.docker_container_check.allowed_containers.{step.host}",
-                    step.line,
+                    step.line_of("params.container"),
                 )
             )
         return issues

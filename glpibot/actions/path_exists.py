@@ -79,10 +79,10 @@ class PathExists(Action):
         if issues:
             return issues
         if step.host is None:
-            return [SpecIssue(host_path(step), "path_exists needs a host from the inventory", step.line)]
+            return [SpecIssue(host_path(step), "path_exists needs a host from the inventory", step.line_of("host"))]
         normalised, problem = check_remote_path(step.params.get("path"))
         if problem or normalised is None:
-            return [SpecIssue(param_path(step, "path"), problem or "invalid path", step.line)]
+            return [SpecIssue(param_path(step, "path"), problem or "invalid path", step.line_of("params.path"))]
         globs = host_globs(config, self.name, "allowed_paths", step.host)
         if first_match(globs, normalised) is None:
             return [
@@ -90,7 +90,7 @@ class PathExists(Action):
                     param_path(step, "path"),
                     f"path {show_value(normalised)} is outside actions.path_exists.allowed_paths.{step.host}; "
                     f"add a glob that matches it there to allow it",
-                    step.line,
+                    step.line_of("params.path"),
                 )
             ]
         return []

@@ -130,14 +130,16 @@ def strict_param_issues(step: "Step", action: str) -> list[SpecIssue]:
         if pattern and isinstance(value, str):
             problem = _pattern_problem(name, value, pattern)
             if problem:
-                issues.append(SpecIssue(param_path(step, name), problem, step.line))
+                issues.append(SpecIssue(param_path(step, name), problem, step.line_of(f"params.{name}")))
         item_pattern = (prop.get("items") or {}).get("pattern")
         if item_pattern and isinstance(value, list):
             for index, item in enumerate(value):
                 if isinstance(item, str):
                     problem = _pattern_problem(f"{name}[{index}]", item, item_pattern)
                     if problem:
-                        issues.append(SpecIssue(param_path(step, f"{name}[{index}]"), problem, step.line))
+                        item_name = f"{name}[{index}]"
+                        line = step.line_of(f"params.{item_name}")
+                        issues.append(SpecIssue(param_path(step, item_name), problem, line))
     return issues
 
 

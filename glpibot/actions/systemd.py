@@ -109,7 +109,7 @@ class SystemdRemote(Action):
         if issues:
             return issues
         if step.host is None:
-            return [SpecIssue(host_path(step), "systemd_remote needs a host from the inventory", step.line)]
+            return [SpecIssue(host_path(step), "systemd_remote needs a host from the inventory", step.line_of("host"))]
         unit = step.params.get("unit", "")
         operation = step.params.get("operation", "")
         section = config.action_settings(self.name)
@@ -119,7 +119,7 @@ class SystemdRemote(Action):
                 SpecIssue(
                     param_path(step, "operation"),
                     f"operation {show_value(operation)} is not allowed; add it to actions.systemd_remote.operations",
-                    step.line,
+                    step.line_of("params.operation"),
                 )
             )
         globs = host_globs(config, self.name, "allowed_units", step.host)
@@ -129,7 +129,7 @@ class SystemdRemote(Action):
                     param_path(step, "unit"),
                     f"unit {show_value(unit)} is not allowed on host {step.host}; "
                     f"add it to actions.systemd_remote.allowed_units.{step.host}",
-                    step.line,
+                    step.line_of("params.unit"),
                 )
             )
         return issues

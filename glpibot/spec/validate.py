@@ -267,6 +267,26 @@ def _document_issues(data: Any, lines: LineMap) -> list[SpecIssue]:
     return issues
 
 
+def _key_lines(lines: LineMap, single_action: bool) -> dict[Path, dict[str, int]]:
+    """Group key lines by step prefix, each keyed by its path relative to the step ("params.url").
+
+    A path keeps its key line, and a path without a key keeps the line its
+    value starts on. This is one pass over the LineMap, so a spec with many
+    steps costs linear time.
+    """
+    grouped: dict[Path, dict[str, int]] = {}
+    for table in (lines, lines.value_lines):
+        for path, line in table.items():
+            if single_action and path and path[0] in _STEP_KEYS:
+                prefix: Path = ()
+            elif len(path) > 2 and path[0] == "steps" and isinstance(path[1], int):
+                prefix = path[:2]
+            else:
+                continue
+            grouped.setdefault(prefix, {}).setdefault(format_path(path[len(prefix):]), line)
+    return grouped
+
+
 def _sort_key(issue: SpecIssue) -> tuple[int, str]:
     return (issue.line if issue.line is not None else 0, issue.path)
 
@@ -282,6 +302,7 @@ def parse_spec(text: str) -> Spec:
         raise SpecError(sorted(issues, key=_sort_key))
 
     reason = data.get("reason")
+    key_lines = _key_lines(lines, single_action="steps" not in data)
     steps = [
         Step(
             index=prefix[1] if prefix else 0,
@@ -290,6 +311,7 @@ def parse_spec(text: str) -> Spec:
             host=step.get("host"),
             path=format_path(prefix),
             line=lines.get(prefix) if prefix else lines.get(("action",)),
+            lines=key_lines.get(prefix, {}),
         )
         for prefix, step in _step_entries(data)
     ]
