@@ -318,19 +318,21 @@ def _yaml_error_issue(text: str, exc: yaml.YAMLError) -> SpecIssue:
     return SpecIssue("", message.replace("\n", " "), line)
 
 
-def load_yaml(text: str) -> tuple[Any, LineMap]:
+def load_yaml(text: str, *, max_bytes: int = MAX_YAML_BYTES) -> tuple[Any, LineMap]:
     """Load one YAML document strictly and return the data with the line of every path.
 
     Raises SpecError, and only SpecError. It is raised for text that is not a
-    string or is larger than MAX_YAML_BYTES, for invalid YAML, several
-    documents, anchors, aliases, merge keys, tags and broken limits. Repeated
-    keys give one issue each, all reported together.
+    string or is larger than `max_bytes` UTF-8 bytes, for invalid YAML,
+    several documents, anchors, aliases, merge keys, tags and broken limits.
+    Repeated keys give one issue each, all reported together. Specs keep the
+    default MAX_YAML_BYTES, and the config file passes its own limit.
     """
     if not isinstance(text, str):
         raise SpecError([SpecIssue("", f"the spec must be text, not {type(text).__name__}")])
     size = len(text.encode("utf-8", errors="surrogatepass"))
-    if size > MAX_YAML_BYTES:
-        raise SpecError([SpecIssue("", f"the YAML spec is {size} bytes; the limit is {MAX_YAML_BYTES} bytes (64 KiB); shorten it")])
+    if size > max_bytes:
+        limit = f"{max_bytes} bytes ({max_bytes // 1024} KiB)" if max_bytes % 1024 == 0 else f"{max_bytes} bytes"
+        raise SpecError([SpecIssue("", f"the YAML spec is {size} bytes; the limit is {limit}; shorten it")])
 
     builder = _Builder(text)
     try:
