@@ -407,3 +407,30 @@ def test_json_on_lock_error(bot: BotEnv) -> None:
 
     assert result.returncode == 75
     assert json.loads(result.stdout)["exit_code"] == 75
+
+
+def test_bug_in_one_ticket_spares_others(bot: BotEnv, monkeypatch) -> None:
+    from glpibot.actions.http_check import HttpCheck
+
+    broken = bot.ticket("broken", VALID.format(url=bot.sim.url))
+    fine = bot.ticket("fine", INVALID)
+    original = HttpCheck.run
+
+    def run_with_bug(self, step, context):  # a stand-in for a programming error in an action
+        if context.ticket_id == broken:
+            raise TypeError("'float' object is not iterable")
+        return original(self, step, context)
+
+    monkeypatch.setattr(HttpCheck, "run", run_with_bug)
+
+    summary = bot.run()
+
+    assert summary.exit_code == ExitCode.TICKET_ERROR
+    assert bot.status(broken) == 4
+    assert "internal error" in _followup_texts(bot, broken)[-1]
+    assert bot.status(fine) == 4
+
+    again = bot.run()
+
+    assert again.exit_code == ExitCode.OK
+    assert len(_followup_texts(bot, broken)) == 2

@@ -19,7 +19,7 @@ from glpibot.credentials import GLPI_CLIENT_SECRET, GLPI_PASSWORD, MEMORY_TOKEN,
 from glpibot.errors import ConfigError, GlpiAuthError, GlpibotError, GlpiError, GlpiNotFoundError, GlpiUnreachableError
 from glpibot.exitcodes import ExitCode
 from glpibot.glpi.client import GlpiClient
-from glpibot.ledger import Ledger
+from glpibot.ledger import Attempt, Ledger
 from glpibot.logs import ticket_context
 from glpibot.outputs.artifacts import remove_stale_temp_files
 from glpibot.outputs.render import Renderer
@@ -287,6 +287,7 @@ def _one_ticket(client: GlpiClient, ticket_id: int, summary: PassSummary) -> lis
 def _handle_ticket(session: PassSession, ticket: dict[str, Any]) -> TicketOutcome:
     """Carry one ticket through its lifecycle; turn every failure into an outcome for the summary."""
     ticket_id = int(ticket["id"])
+    attempt = None
     with ticket_context(ticket_id):
         try:
             attempt = attempt_for(session, ticket)
@@ -306,6 +307,23 @@ def _handle_ticket(session: PassSession, ticket: dict[str, Any]) -> TicketOutcom
         except (GlpibotError, OSError, sqlite3.Error) as exc:
             log.error("failed; the next pass resumes this ticket: %s", redact(str(exc)))
             return TicketOutcome(ticket_id, "error", "internal", redact(str(exc)))
+        except Exception as exc:  # noqa: BLE001 - a bug in one ticket must neither stop the pass nor leave it silent
+            text = redact(f"{type(exc).__name__}: {exc}")
+            log.exception("internal error: %s", text)
+            if attempt is not None:
+                _answer_internal_error(session, ticket, attempt, text)
+            return TicketOutcome(ticket_id, "error", "internal", text)
+
+
+def _answer_internal_error(session: PassSession, ticket: dict[str, Any], attempt: Attempt, text: str) -> None:
+    """Answer the ticket with an internal-error blocked follow-up and Pending, so it is not retried blindly."""
+    problems = [f"internal error in glpibot: {text}", "the operator can find the traceback in the glpibot log"]
+    try:
+        TicketRun(session, ticket, attempt).finish_with_error(problems)
+    except (GlpibotError, OSError, sqlite3.Error) as exc:
+        log.error("could not answer the ticket after an internal error; the next pass tries again: %s", redact(str(exc)))
+    except Exception:  # noqa: BLE001 - the answer path itself is broken; the log keeps the traceback
+        log.exception("could not answer the ticket after an internal error; the next pass tries again")
 
 
 def _dry_run(

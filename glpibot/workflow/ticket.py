@@ -181,6 +181,10 @@ class TicketRun:
         self._mark_not_run(after=step_report.index - 1, reason="not run again after the interruption")
         return self._finish_blocked("interrupted", [why, "set the ticket back to New to run it again"])
 
+    def finish_with_error(self, problems: list[str]) -> TicketReport:
+        """Answer the ticket as blocked by an internal error, after `process` raised something unexpected."""
+        return self._finish_blocked("error", problems)
+
     def _finish_blocked(self, kind: str, problems: list[str]) -> TicketReport:
         self.report.outcome = "pending"
         self.report.kind = kind
