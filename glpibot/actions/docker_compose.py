@@ -18,7 +18,14 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from glpibot.actions.base import Action, ActionContext, StepResult
-from glpibot.actions.remote_common import StepClock, StepFailed, excerpt, joined_output, open_session, run_command
+from glpibot.actions.remote_common import (
+    StepClock,
+    excerpt,
+    joined_output,
+    policy_refusal,
+    run_command,
+    run_on_host,
+)
 from glpibot.actions.remote_policy import host_path, param_path, show_value, strict_param_issues
 from glpibot.errors import SpecIssue
 
@@ -161,9 +168,9 @@ class DockerComposeRemote(Action):
 
     def run(self, step: "Step", context: ActionContext) -> StepResult:
         """Run the operation in the project's directory; after a change, list the containers' states."""
-        issues = self.check_policy(step, context.config)
-        if issues:
-            return StepResult(ok=False, summary=f"refused by policy: {issues[0].message}")
+        refused = policy_refusal(self.check_policy(step, context.config))
+        if refused is not None:
+            return refused
         host = context.config.hosts[str(step.host)]
         project = str(step.params["project"])
         entry = context.config.action_settings(self.name)["projects"][project]
@@ -171,23 +178,13 @@ class DockerComposeRemote(Action):
         operation = str(step.params["operation"])
         services = [str(name) for name in step.params.get("services") or []]
 
-        clock = StepClock.start(context, host)
-        try:
-            session = open_session(context, host.name)
-            clock.begin_commands(context, host)
-            result = self._run(session, host, project, directory, operation, services, clock, context)
-        except StepFailed as failed:
-            result = failed.result
-
-        result.facts = {
-            "host": host.name,
-            "project": project,
-            "path": directory,
-            "operation": operation,
-            "services": services,
-            **result.facts,
-        }
-        result.duration_s = clock.elapsed_s()
+        facts = {"host": host.name, "project": project, "path": directory, "operation": operation, "services": services}
+        result = run_on_host(
+            context,
+            host,
+            facts,
+            lambda session, clock: self._run(session, host, project, directory, operation, services, clock, context),
+        )
         logger.info(
             "ticket %s: compose %s of %s on %s: %s", context.ticket_id, operation, project, host.name, result.summary
         )

@@ -20,8 +20,9 @@ from glpibot.actions.remote_common import (
     StepFailed,
     excerpt,
     format_seconds,
-    open_session,
+    policy_refusal,
     run_command,
+    run_on_host,
 )
 from glpibot.actions.remote_policy import (
     first_match,
@@ -179,21 +180,18 @@ class DockerContainerCheck(Action):
 
     def run(self, step: "Step", context: ActionContext) -> StepResult:
         """Inspect the container; while its health check is "starting", re-check every 2 s within the step's budget."""
-        issues = self.check_policy(step, context.config)
-        if issues:
-            return StepResult(ok=False, summary=f"refused by policy: {issues[0].message}")
+        refused = policy_refusal(self.check_policy(step, context.config))
+        if refused is not None:
+            return refused
         host = context.config.hosts[str(step.host)]
-        clock = StepClock.start(context, host)
         container = str(step.params["container"])
         expect = str(step.params.get("expect", "running"))
-        try:
-            session = open_session(context, host.name)
-            clock.begin_commands(context, host)
-            result = self._run(session, container, expect, host.name, clock, context)
-        except StepFailed as failed:
-            result = failed.result
-        result.facts = {"host": host.name, "container": container, "expect": expect, **result.facts}
-        result.duration_s = clock.elapsed_s()
+        result = run_on_host(
+            context,
+            host,
+            {"host": host.name, "container": container, "expect": expect},
+            lambda session, clock: self._run(session, container, expect, host.name, clock, context),
+        )
         logger.info("ticket %s: container %s on %s: %s", context.ticket_id, container, host.name, result.summary)
         return result
 

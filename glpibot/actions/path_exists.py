@@ -14,7 +14,7 @@ import posixpath
 from typing import TYPE_CHECKING, Any
 
 from glpibot.actions.base import Action, ActionContext, StepResult
-from glpibot.actions.remote_common import StepClock, StepFailed, open_session
+from glpibot.actions.remote_common import StepFailed, policy_refusal, run_on_host
 from glpibot.actions.remote_policy import (
     check_remote_path,
     first_match,
@@ -97,9 +97,9 @@ class PathExists(Action):
 
     def run(self, step: "Step", context: ActionContext) -> StepResult:
         """Lstat the path and every directory below the allowed prefix; check the kind."""
-        issues = self.check_policy(step, context.config)
-        if issues:
-            return StepResult(ok=False, summary=f"refused by policy: {issues[0].message}")
+        refused = policy_refusal(self.check_policy(step, context.config))
+        if refused is not None:
+            return refused
         host = context.config.hosts[str(step.host)]
         raw = str(step.params["path"])
         normalised, problem = check_remote_path(raw)
@@ -108,18 +108,10 @@ class PathExists(Action):
         kind = str(step.params.get("kind", "any"))
         glob = first_match(host_globs(context.config, self.name, "allowed_paths", host.name), normalised)
         prefix = glob_literal_prefix(glob or "/")
-        clock = StepClock.start(context, host)
         facts: dict[str, Any] = {"host": host.name, "path": normalised, "expected_kind": kind}
         if normalised != raw:
             facts["normalised_from"] = raw
-        try:
-            session = open_session(context, host.name)
-            clock.begin_commands(context, host)
-            result = self._run(session, normalised, kind, prefix, host.name)
-        except StepFailed as failed:
-            result = failed.result
-        result.facts = {**facts, **result.facts}
-        result.duration_s = clock.elapsed_s()
+        result = run_on_host(context, host, facts, lambda session, clock: self._run(session, normalised, kind, prefix, host.name))
         logger.info("ticket %s: path %s on %s: %s", context.ticket_id, normalised, host.name, result.summary)
         return result
 

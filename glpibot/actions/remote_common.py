@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from glpibot.actions.base import ActionContext, StepResult
 from glpibot.errors import HostKeyError, RemoteError
@@ -101,6 +102,40 @@ def open_session(context: ActionContext, host: str) -> "RemoteSession":
     except RemoteError as exc:
         logger.warning("ticket %s: cannot connect to %s: %s", context.ticket_id, host, exc)
         raise StepFailed(StepResult(ok=False, summary=f"cannot connect to {host}: {exc}")) from None
+
+
+def policy_refusal(issues: list[Any]) -> StepResult | None:
+    """Return the failed result for a step the policy refuses at run time, or None when it is allowed.
+
+    Every remote action checks its policy again in `run`, so a refused step
+    never connects even when a caller skipped the check before.
+    """
+    if not issues:
+        return None
+    return StepResult(ok=False, summary=f"refused by policy: {issues[0].message}")
+
+
+def run_on_host(
+    context: ActionContext,
+    host: "HostSettings",
+    facts: dict[str, Any],
+    work: Callable[["RemoteSession", StepClock], StepResult],
+) -> StepResult:
+    """Connect to the host, run `work` within the step's time budget and add `facts` to its result.
+
+    The budget starts before the connection and is reset once connected, so
+    a slow SSH handshake does not eat the command's time.
+    """
+    clock = StepClock.start(context, host)
+    try:
+        session = open_session(context, host.name)
+        clock.begin_commands(context, host)
+        result = work(session, clock)
+    except StepFailed as failed:
+        result = failed.result
+    result.facts = {**facts, **result.facts}
+    result.duration_s = clock.elapsed_s()
+    return result
 
 
 def run_command(

@@ -20,8 +20,9 @@ from glpibot.actions.remote_common import (
     excerpt,
     format_seconds,
     joined_output,
-    open_session,
+    policy_refusal,
     run_command,
+    run_on_host,
 )
 from glpibot.actions.remote_policy import (
     first_match,
@@ -136,21 +137,18 @@ class SystemdRemote(Action):
 
     def run(self, step: "Step", context: ActionContext) -> StepResult:
         """Run the operation, then read the unit's state; wait for the target state after start/stop."""
-        issues = self.check_policy(step, context.config)
-        if issues:
-            return StepResult(ok=False, summary=f"refused by policy: {issues[0].message}")
+        refused = policy_refusal(self.check_policy(step, context.config))
+        if refused is not None:
+            return refused
         host = context.config.hosts[str(step.host)]
-        clock = StepClock.start(context, host)
         unit = str(step.params["unit"])
         operation = str(step.params["operation"])
-        try:
-            session = open_session(context, host.name)
-            clock.begin_commands(context, host)
-            result = self._run(session, unit, operation, host.name, clock, context)
-        except StepFailed as failed:
-            result = failed.result
-        result.facts = {"host": host.name, "unit": unit, "operation": operation, **result.facts}
-        result.duration_s = clock.elapsed_s()
+        result = run_on_host(
+            context,
+            host,
+            {"host": host.name, "unit": unit, "operation": operation},
+            lambda session, clock: self._run(session, unit, operation, host.name, clock, context),
+        )
         logger.info("ticket %s: %s %s on %s: %s", context.ticket_id, operation, unit, host.name, result.summary)
         return result
 
