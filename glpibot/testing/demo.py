@@ -67,8 +67,9 @@ def main() -> int:
         env["GLPIBOT_GLPI_PASSWORD"] = sim.users["homelab-bot"][1]
         print(f"GLPI simulator at {sim.url}; work folder {work}\n", flush=True)
 
+        sim.reset_requests()
         first_code = _poll(config_path, env)
-        print(f"exit status {first_code}\n")
+        print(f"first pass: exit status {first_code}, {sim.request_count} HTTP request(s) to GLPI\n")
         for label, ticket_id in tickets.items():
             ticket = sim.ticket(ticket_id)
             status = ticket["status"]["id"]
