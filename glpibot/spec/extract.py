@@ -200,21 +200,26 @@ def _has_real_tags(text: str) -> bool:
 
 
 def _decode_legacy(body: str) -> str:
-    """Undo whole-body entity encoding, one level at a time, while the body has no real tag.
+    """Undo whole-body entity encoding: the fewest levels that turn the body into real markup.
 
     Bodies of tickets migrated from old GLPI versions contain `&#60;p&#62;`
-    where `<p>` was meant, and some were encoded two or three times. A level
-    is undone only when the body has no real tag and the decoded body has
-    tags, real or still encoded. So a body with real markup is never decoded
-    here, and an `&lt;` the author typed as text is decoded once by the parser.
+    where `<p>` was meant, and some were encoded two or three times. A body
+    with real tags is never decoded here; otherwise it is decoded level by
+    level, at most `_MAX_EXTRA_DECODING` times, and the first level that
+    shows real tags is kept. So an `&lt;` the author typed as text is
+    decoded once more, by the parser, never into a tag. A body that shows
+    no tags at any level is returned as it came.
     """
+    if _has_real_tags(body):
+        return body
+    decoded = body
     for _ in range(_MAX_EXTRA_DECODING):
-        if _has_real_tags(body):
+        next_level = html.unescape(decoded)
+        if next_level == decoded:
             break
-        decoded = html.unescape(body)
-        if decoded == body or not (_has_real_tags(decoded) or _ENCODED_TAG.search(decoded)):
-            break
-        body = decoded
+        decoded = next_level
+        if _has_real_tags(decoded):
+            return decoded
     return body
 
 

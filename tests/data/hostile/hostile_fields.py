@@ -32,8 +32,10 @@ def html_wrappers() -> Iterator[Case]:
     once = plain.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     yield case("double-encoded", once.replace("&", "&amp;"), "policy", "params.operation", STOP,
                note="a body encoded twice over is decoded level by level while it holds no real tag")
-    yield case("triple-encoded", once.replace("&", "&amp;").replace("&", "&amp;"), "missing", "", NO_SPEC,
-               note="a level is decoded only when the result shows a tag, real or encoded once; the first of three levels shows neither")
+    yield case("triple-encoded", once.replace("&", "&amp;").replace("&", "&amp;"), "policy", "params.operation", STOP,
+               note="up to three levels are decoded; the first level that shows real tags is kept")
+    yield case("quadruple-encoded", once.replace("&", "&amp;").replace("&", "&amp;").replace("&", "&amp;"), "missing", "",
+               NO_SPEC, note="a fourth level is past the limit, so the body stays text and holds no spec")
     yield case("numeric-encoded", plain.replace("<", "&#60;").replace(">", "&#62;"), "policy", "params.operation", STOP)
     yield case("entity-nul-in-url", _p("glpibot: 1", "action: http_check", "params:",
                "&nbsp;&nbsp;url: http://127.0.0.1:8080/health&#0;"), "invalid", "params.url",
