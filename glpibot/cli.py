@@ -70,6 +70,10 @@ def _run(config_path: Optional[Path], debug: bool, json_output: bool, **pass_opt
         _fail(ExitCode.LOCKED, str(exc), json_output=json_output)
     if json_output:
         _print_json(summary.as_dict())
+    elif summary.dry_run:
+        for outcome in summary.outcomes:
+            action = outcome.outcome.replace("_", " ")
+            typer.echo(redact(f"ticket {outcome.ticket_id}: {action}: {outcome.summary}"))
     if summary.error:
         typer.echo(f"glpibot: {redact(summary.error)}", err=True)
     raise typer.Exit(int(summary.exit_code))

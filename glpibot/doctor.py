@@ -242,21 +242,35 @@ def _host_checks(config: Config, host: HostSettings) -> list[Check]:
         try:
             session = pool.session(host.name)
         except HostKeyError as exc:
-            return checks + [Check(f"{label} host key", False, str(exc), f"verify the key, then update {host.known_hosts}")]
+            return checks + [Check(f"{label} host key", False, str(exc))]  # the message names the next step
         except (RemoteError, GlpibotError) as exc:
             checks.append(Check(f"{label} host key", True, f"matches {host.known_hosts}"))
-            return checks + [Check(f"{label} key authentication", False, str(exc), "install the bot's public key")]
+            return checks + [Check(f"{label} key authentication", False, str(exc), _key_hint(str(exc), host))]
         checks.append(Check(f"{label} host key", True, f"matches {host.known_hosts}"))
         checks.append(Check(f"{label} key authentication", True, f"logged in as {host.user}"))
         if host.sudo:
-            result = session.run(["true"], sudo=True, timeout_s=host.connect_timeout_s)
-            ok = result.exit_status == 0
-            checks.append(
-                Check(
-                    f"{label} sudo",
-                    ok,
-                    "sudo -n true works" if ok else f"sudo -n true failed: {result.stderr.strip()[:200]}",
-                    f"add a NOPASSWD rule without requiretty for {host.user}",
-                )
-            )
+            checks.append(_sudo_check(label, host, session.run(["true"], sudo=True, timeout_s=host.connect_timeout_s)))
     return checks
+
+
+def _key_hint(message: str, host: HostSettings) -> str:
+    """Return the next step for a failed SSH login: fix the key file, or install the key on the host."""
+    lowered = message.lower()
+    if "passphrase" in lowered:
+        return "set GLPIBOT_SSH_KEY_PASSPHRASE (or the credential ssh-key-passphrase) to the key's passphrase"
+    if "key file" in lowered:
+        return f"check hosts.{host.name}.key_file (or the ssh-key credential)"
+    return f"add the bot's public key to ~{host.user}/.ssh/authorized_keys on {host.address}"
+
+
+def _sudo_check(label: str, host: HostSettings, result: Any) -> Check:
+    from glpibot.remote.sudo import sudo_refusal
+
+    if result.exit_status == 0:
+        return Check(f"{label} sudo", True, "sudo -n true works")
+    refusal = sudo_refusal(result.stderr)
+    if refusal == "missing":
+        hint = f"install sudo on {host.address}, or set sudo: false for host {host.name}"
+    else:
+        hint = f"add a NOPASSWD rule without requiretty for {host.user}"
+    return Check(f"{label} sudo", False, f"sudo -n true failed: {result.stderr.strip()[:200]}", hint)

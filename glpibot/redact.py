@@ -23,7 +23,9 @@ _pattern: re.Pattern[str] | None = None
 _SHAPES = [
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1" + MASK),
     (
-        re.compile(r'(?i)("?(?:access_token|refresh_token|client_secret|password)"?\s*[:=]\s*"?)[^"&\s,}]+'),
+        re.compile(
+            r'(?i)(?<![A-Za-z0-9_])("?(?:access_token|refresh_token|client_secret|password)"?\s*[:=]\s*"?)[^"&\s,}]+'
+        ),
         r"\1" + MASK,
     ),
 ]

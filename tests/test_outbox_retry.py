@@ -70,7 +70,7 @@ def test_memory_stored_once_when_back(bot: BotEnv, sink: MemorySink) -> None:
     bot.run(clock=clock_at(start, RETRY_BASE_S + 1))
     bot.run(clock=clock_at(start, RETRY_BASE_S * 10))
 
-    assert first.exit_code == ExitCode.OK
+    assert first.exit_code == ExitCode.TICKET_ERROR  # the failed write is reported, the ticket still answered
     assert rejected_first == 1
     assert pending[0] == "pending"
     assert "503" in str(pending[2])
@@ -150,7 +150,7 @@ def test_artifact_lands_once_when_fixed(bot: BotEnv) -> None:
     bot.run(clock=clock_at(start, RETRY_BASE_S + 1))
     bot.run(clock=clock_at(start, RETRY_BASE_S * 10))
 
-    assert first.exit_code == ExitCode.OK
+    assert first.exit_code == ExitCode.TICKET_ERROR  # the failed write is reported, the ticket still answered
     assert pending[0] == "pending"
     assert "cannot create artifact directory" in str(pending[2])
     assert status_first == 5

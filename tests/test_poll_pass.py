@@ -363,7 +363,7 @@ def test_process_missing_ticket_exits_2(bot: BotEnv) -> None:
 
     assert result.returncode == 2
     summary = json.loads(result.stdout)
-    assert summary["outcomes"][0]["outcome"] == "skipped"
+    assert summary["outcomes"][0]["outcome"] == "not_found"
     assert "999 not found" in summary["outcomes"][0]["summary"]
 
 

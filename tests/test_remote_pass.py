@@ -130,8 +130,10 @@ def test_sudo_refusal_is_config_problem(bot: BotEnv, sshd: SshdHandle) -> None:
     sshd.set_scenario("sudo-mode", "password")
     ticket = bot.ticket("sudo", _spec("systemd_remote", {"unit": "nginx.service", "operation": "status"}))
 
-    bot.run()
+    summary = bot.run()
 
+    assert summary.exit_code == ExitCode.TICKET_ERROR
+    assert "setup_problems=1" in summary.line()
     assert bot.status(ticket) == 4
     text = bot.sim.followups(ticket)[-1]["content"]
     assert "needs a password" in text
@@ -152,7 +154,8 @@ def test_unknown_host_key_blocks_ticket(bot: BotEnv, sshd: SshdHandle) -> None:
     assert "SHA256:" in bot.sim.followups(ticket)[-1]["content"]
     assert empty.read_text() == ""
     assert bot.status(other) == 5
-    assert summary.exit_code == ExitCode.OK
+    assert summary.exit_code == ExitCode.TICKET_ERROR
+    assert [item.ticket_id for item in summary.outcomes if item.setup_problem] == [ticket]
     assert _calls(sshd, "systemctl") == []
 
 
@@ -242,3 +245,15 @@ def test_doctor_git_for_new_artifact_dir(bot: BotEnv) -> None:
 
     assert result.returncode == 0, result.stdout
     assert any(line.startswith("ok") and "artifact git" in line for line in result.stdout.splitlines())
+
+
+def test_missing_sudo_named(bot: BotEnv, sshd: SshdHandle) -> None:
+    remote_setup(bot, sshd, sudo=True)
+    (sshd.standins_dir / "sudo").unlink()
+    ticket = bot.ticket("nosudo", _spec("systemd_remote", {"unit": "nginx.service", "operation": "status"}))
+
+    bot.run()
+
+    text = bot.sim.followups(ticket)[-1]["content"]
+    assert "sudo is not installed on svc-auto" in text
+    assert "sudo: false" in text

@@ -338,8 +338,8 @@ def test_internal_error_traceback_masked(bot: BotEnv) -> None:
 
     result = bot.cli("poll", "--config", str(bot.write_config()), "--debug")
 
-    assert result.returncode == 1
-    assert "OperationalError" in result.stderr
+    assert result.returncode == 2
+    assert "cannot open the ledger" in result.stderr
     assert leaks(bot, cli_texts(result, "poll")) == []
     assert app.pretty_exceptions_show_locals is False
 

@@ -42,6 +42,8 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
 
 def sudo_problem_message(host: str, tool: str, refusal: str) -> str:
     """Return the operator-facing message for a sudo refusal on `host` when running `tool`."""
+    if refusal == "missing":
+        return f"sudo is not installed on {host}; install it there, or set sudo: false for host {host} in the config"
     if refusal == "not-allowed":
         return (
             f"sudo on {host} does not allow {tool} for the glpibot user; "
@@ -101,7 +103,8 @@ def open_session(context: ActionContext, host: str) -> "RemoteSession":
         raise StepFailed(StepResult(ok=False, summary=str(exc), config_problem=True)) from None
     except RemoteError as exc:
         logger.warning("ticket %s: cannot connect to %s: %s", context.ticket_id, host, exc)
-        raise StepFailed(StepResult(ok=False, summary=f"cannot connect to {host}: {exc}")) from None
+        # The bot could not reach the host at all: a problem for the operator, not a verdict on the target.
+        raise StepFailed(StepResult(ok=False, summary=f"cannot connect to {host}: {exc}", config_problem=True)) from None
 
 
 def policy_refusal(issues: list[Any]) -> StepResult | None:

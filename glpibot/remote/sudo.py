@@ -18,6 +18,8 @@ _PASSWORD = re.compile(
     r"|no tty present and no askpass program specified)",
     re.MULTILINE,
 )
+# The remote shell's message when sudo itself is not installed (bash and dash word it differently).
+_MISSING = re.compile(r"^(?:\S+: )*(?:line \d+: )?sudo: (?:command )?not found", re.MULTILINE)
 _TTY = re.compile(r"^sudo: sorry, you must have a tty to run sudo", re.MULTILINE)
 _NOT_ALLOWED = re.compile(
     r"^(sudo: )?(Sorry, user \S+ is not allowed to execute|\S+ is not allowed to execute"
@@ -31,8 +33,10 @@ def sudo_refusal(stderr: str) -> str | None:
 
     "password": sudo wants a password (no NOPASSWD rule for this command);
     "tty": the sudoers policy sets requiretty; "not-allowed": the user may not
-    run this command as root at all.
+    run this command as root at all; "missing": sudo is not installed.
     """
+    if _MISSING.search(stderr):
+        return "missing"
     if _TTY.search(stderr):
         return "tty"
     if _PASSWORD.search(stderr):

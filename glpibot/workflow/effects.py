@@ -48,6 +48,7 @@ class Effects:
         self.config = config
         self.bot_user_id = bot_user_id
         self.memory_token = memory_token
+        self.local_failures = 0  # artifact and memory writes that failed in this pass
 
     # GLPI writes: failures raise, so the ticket's attempt stays open for the next pass.
 
@@ -156,6 +157,7 @@ class Effects:
         except (GlpibotError, OSError) as exc:
             message = redact(str(exc))
             self.ledger.effect_failed(effect.key, message)
+            self.local_failures += 1
             log.error("%s failed, will retry on a later pass: %s", effect.key, message)
             return False
         self.ledger.effect_done(effect.key, result)

@@ -38,9 +38,10 @@ log = logging.getLogger(__name__)
 @dataclass
 class TicketOutcome:
     ticket_id: int
-    outcome: str  # solved | pending | skipped | error | not_reached | would_solve | would_block
+    outcome: str  # solved | pending | skipped | not_found | error | not_reached | would_solve | would_block
     kind: str = ""
     summary: str = ""
+    setup_problem: bool = False  # a step could not run because of the host's or the bot's setup
 
 
 @dataclass
@@ -65,6 +66,7 @@ class PassSummary:
             f"solved={self.count('solved')}",
             f"pending={self.count('pending')}",
             f"errors={self.count('error')}",
+            f"setup_problems={sum(1 for item in self.outcomes if item.setup_problem)}",
             f"not_reached={self.count('not_reached')}",
             f"glpi_requests={self.glpi_requests}",
             f"duration={self.duration_s:.2f}s",
@@ -165,7 +167,7 @@ def _pass_with_client(
     memory_token: str | None,
     passphrase: str | None,
 ) -> None:
-    with Ledger(config.state_dir / "ledger.sqlite3", clock=clock) as ledger:
+    with _open_ledger(config, clock) as ledger:
         bot_user_id, category_id = _resolve_ids(config, client, ledger)
         effects = Effects(ledger, client, config, bot_user_id=bot_user_id, memory_token=memory_token)
         session = PassSession(
@@ -196,12 +198,31 @@ def _pass_with_client(
         finally:
             session.close()
     summary.tickets_handled = sum(1 for item in summary.outcomes if item.outcome in ("solved", "pending"))
-    if any(item.outcome in ("error", "fatal") for item in summary.outcomes):
+    # Setup problems and failed artifact or memory writes leave every ticket answered, but the
+    # timer's exit status must still tell the operator that something needs fixing.
+    if any(item.outcome in ("error", "fatal") or item.setup_problem for item in summary.outcomes):
         summary.exit_code = ExitCode.TICKET_ERROR
+    if effects.local_failures:
+        summary.exit_code = ExitCode.TICKET_ERROR
+        failed = f"{effects.local_failures} artifact or memory write(s) failed; later passes retry them"
+        summary.error = summary.error or failed
     fatal = [item for item in summary.outcomes if item.outcome == "fatal"]
     if fatal:
         summary.exit_code = ExitCode.GLPI_UNAVAILABLE
         summary.error = fatal[0].summary
+
+
+def _open_ledger(config: Config, clock: Callable[[], float]) -> Ledger:
+    """Open the ledger; a state folder that cannot hold it is a configuration error."""
+    path = config.state_dir / "ledger.sqlite3"
+    try:
+        return Ledger(path, clock=clock)
+    except (OSError, sqlite3.Error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(
+            f"cannot open the ledger {path}: {reason}; state_dir must be a folder the bot user can write, "
+            "and a ledger that is not a SQLite file must be moved away"
+        ) from None
 
 
 def _resolve_ids(config: Config, client: GlpiClient, ledger: Ledger) -> tuple[int, int]:
@@ -258,7 +279,7 @@ def _candidates(
             continue  # the loop below resumes it
         summary.outcomes.append(TicketOutcome(ticket_id, "skipped", summary=reason))
         if only_ticket is not None:
-            log.warning("ticket %d is not eligible: %s", ticket_id, reason)
+            log.warning("ticket %d is not eligible: %s%s", ticket_id, reason, _force_hint(reason))
         else:
             log.debug("ticket %d skipped: %s", ticket_id, reason)
 
@@ -272,13 +293,20 @@ def _candidates(
     return [chosen[ticket_id] for ticket_id in sorted(chosen)]
 
 
+def _force_hint(reason: str) -> str:
+    """Return how to take a ticket anyway when only its status keeps the bot from it."""
+    if "status" not in reason:
+        return ""
+    return "; set it back to New in GLPI, or pass --force to run it in its current status"
+
+
 def _one_ticket(client: GlpiClient, ticket_id: int, summary: PassSummary) -> list[dict[str, Any]]:
     """Return the one ticket `process-ticket` names, or [] with a usage error when GLPI has no such ticket."""
     try:
         return [client.get_ticket(ticket_id)]
     except GlpiNotFoundError:
         reason = f"ticket {ticket_id} not found in GLPI, or the bot user may not see it; check the id"
-        summary.outcomes.append(TicketOutcome(ticket_id, "skipped", summary=reason))
+        summary.outcomes.append(TicketOutcome(ticket_id, "not_found", summary=reason))
         summary.exit_code = ExitCode.USAGE
         summary.error = reason
         return []
@@ -294,7 +322,10 @@ def _handle_ticket(session: PassSession, ticket: dict[str, Any]) -> TicketOutcom
             if attempt is None:
                 return TicketOutcome(ticket_id, "pending", "recovered", "finished a status change lost with the ledger")
             report = TicketRun(session, ticket, attempt).process()
-            return TicketOutcome(ticket_id, report.outcome, report.kind, report.summary)
+            setup = any(step.result is not None and step.result.config_problem for step in report.steps)
+            if setup:
+                log.error("a step could not run because of a setup problem: %s", report.summary)
+            return TicketOutcome(ticket_id, report.outcome, report.kind, report.summary, setup_problem=setup)
         except PassDeadlineReached as exc:
             log.warning("%s", exc)
             return TicketOutcome(ticket_id, "not_reached", summary=str(exc))
