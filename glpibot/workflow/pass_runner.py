@@ -26,7 +26,7 @@ from glpibot.outputs.render import Renderer
 from glpibot.redact import redact
 from glpibot.workflow.attempts import attempt_for
 from glpibot.workflow.effects import Effects
-from glpibot.workflow.eligibility import ineligibility_reason
+from glpibot.workflow.eligibility import ineligibility_reason, status_id
 from glpibot.workflow.lock import PassLock
 from glpibot.workflow.plan import describe_plan
 from glpibot.workflow.session import PassSession
@@ -273,6 +273,13 @@ def _candidates(
         )
         if reason is None:
             chosen[ticket_id] = ticket
+            if force and status_id(ticket) not in config.glpi.eligible_statuses:
+                log.warning(
+                    "ticket %d: --force takes it in status %s; a finished attempt is run again as a new attempt, "
+                    "state-changing steps included",
+                    ticket_id,
+                    status_id(ticket),
+                )
             continue
         latest = session.ledger.latest_attempt(ticket_id)
         if latest is not None and latest.state == "open":
