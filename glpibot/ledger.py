@@ -2,7 +2,7 @@
 
 Each row is committed before the work it describes starts and again when it
 ends, so a pass that dies at any point leaves enough behind for the next pass
-to resume: a step marked started but never finished tells that the process
+to resume. A step marked started but never finished shows that the process
 died while it ran. Writes to GLPI, the artifact and the memory sink are
 "effects" with a unique key; an effect is at most once in effect because the
 next try first checks whether the earlier one landed.
