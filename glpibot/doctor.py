@@ -93,10 +93,10 @@ def _formats_in(text: str) -> Iterator[str]:
 
 
 def _secret_checks(config: Config, checks: list[Check]) -> Iterator[tuple[str, str]]:
-    wanted: list[tuple[str, SecretSource]] = [("client_secret", GLPI_CLIENT_SECRET), ("password", GLPI_PASSWORD)]
+    required: list[tuple[str, SecretSource]] = [("client_secret", GLPI_CLIENT_SECRET), ("password", GLPI_PASSWORD)]
     if config.memory.sink == "http":
-        wanted.append(("memory", MEMORY_TOKEN))
-    for key, source in wanted:
+        required.append(("memory", MEMORY_TOKEN))
+    for key, source in required:
         try:
             value = read_secret(source)
         except ConfigError as exc:

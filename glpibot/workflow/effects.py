@@ -97,28 +97,28 @@ class Effects:
         log.info("posted %s (%s id %s)", effect.key, effect.kind, item_id)
 
     def _perform_status(self, effect: Effect, current_status: int | None) -> None:
-        wanted = int(effect.payload["status"])
-        accepted = effect.payload.get("accept") or [wanted]
+        target = int(effect.payload["status"])
+        accepted = effect.payload.get("accept") or [target]
         if effect.tries > 0 or current_status is None:
             current_status = status_id(self.client.get_ticket(effect.ticket_id))
         if current_status in accepted:
-            self.ledger.effect_done(effect.key, {"status": wanted, "sent": False})
+            self.ledger.effect_done(effect.key, {"status": target, "sent": False})
             return
         self.ledger.effect_trying(effect.key)
         try:
-            self.client.set_status(effect.ticket_id, wanted)
+            self.client.set_status(effect.ticket_id, target)
         except GlpiError as exc:
             self.ledger.effect_failed(effect.key, str(exc))
             raise
-        self.ledger.effect_done(effect.key, {"status": wanted, "sent": True})
-        log.info("set status %s (%s)", wanted, effect.key)
+        self.ledger.effect_done(effect.key, {"status": target, "sent": True})
+        log.info("set status %s (%s)", target, effect.key)
 
     def _message_landed(self, effect: Effect) -> bool:
         timeline = self.client.timeline(effect.ticket_id)
         tag = effect.payload["tag"]
-        wanted_type = "Solution" if effect.kind == "solution" else "Followup"
+        expected_type = "Solution" if effect.kind == "solution" else "Followup"
         for found in markers_in_timeline(timeline, effect.ticket_id, self.bot_user_id):
-            if f"{found.run_marker} {found.kind}" == tag and found.item_type == wanted_type:
+            if f"{found.run_marker} {found.kind}" == tag and found.item_type == expected_type:
                 return True
         return False
 
