@@ -172,9 +172,9 @@ def list_actions(json_output: bool = typer.Option(False, "--json", help="Print t
     for column in ("name", "what it does", "runs", "changes state", "parameters"):
         table.add_column(column)
     for entry in catalog:
-        params = "\n".join(
-            f"{param['name']}{'*' if param['required'] else ''}: {param['type']}" for param in entry["params"]
-        )
+        lines = ["(step) host*: a name from hosts in the config"] if entry["needs_host"] else []
+        lines += [f"{param['name']}{'*' if param['required'] else ''}: {param['type']}" for param in entry["params"]]
+        params = "\n".join(lines)
         table.add_row(entry["name"], entry["description"], entry["runs_on"], entry["changes_state"], params)
     console = Console(no_color=not sys.stdout.isatty(), width=None if sys.stdout.isatty() else 160)
     console.print(table)

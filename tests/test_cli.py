@@ -116,6 +116,8 @@ def test_list_actions_json_has_five() -> None:
     assert actions["path_exists"]["changes_state"] == "no"
     assert actions["systemd_remote"]["changes_state"] == "yes, except status, is-active"
     assert {param["name"] for param in actions["systemd_remote"]["params"]} == {"unit", "operation"}
+    assert actions["systemd_remote"]["needs_host"] is True
+    assert actions["http_check"]["needs_host"] is False
 
 
 def test_list_actions_table() -> None:

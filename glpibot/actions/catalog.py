@@ -53,6 +53,7 @@ def action_catalog() -> list[dict[str, Any]]:
                 "name": name,
                 "description": action.description,
                 "runs_on": "runner" if action.runs_on == "runner" else "host over SSH",
+                "needs_host": action.runs_on == "ssh",  # the step's `host:` names an inventory entry
                 "changes_state": _changes_state_text(name),
                 "params": params,
             }
