@@ -26,7 +26,7 @@ from glpibot.actions.remote_common import (
     run_command,
     run_on_host,
 )
-from glpibot.actions.remote_policy import host_path, param_path, show_value, strict_param_issues
+from glpibot.actions.remote_policy import host_path, param_path, remote_step_issues, show_value
 from glpibot.errors import SpecIssue
 
 if TYPE_CHECKING:
@@ -125,11 +125,9 @@ class DockerComposeRemote(Action):
 
     def check_policy(self, step: "Step", config: "Config") -> list[SpecIssue]:
         """Return issues for an unknown project, a project of another host or an operation it does not allow."""
-        issues = strict_param_issues(step, self.name)
+        issues = remote_step_issues(step, self.name)
         if issues:
             return issues
-        if step.host is None:
-            return [SpecIssue(host_path(step), "docker_compose_remote needs a host from the inventory", step.line_of("host"))]
 
         project = step.params.get("project", "")
         operation = step.params.get("operation", "")

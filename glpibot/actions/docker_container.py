@@ -27,10 +27,9 @@ from glpibot.actions.remote_common import (
 from glpibot.actions.remote_policy import (
     first_match,
     host_globs,
-    host_path,
     param_path,
+    remote_step_issues,
     show_value,
-    strict_param_issues,
 )
 from glpibot.errors import SpecIssue
 
@@ -160,11 +159,9 @@ class DockerContainerCheck(Action):
 
     def check_policy(self, step: "Step", config: "Config") -> list[SpecIssue]:
         """Return an issue for a container that the operator did not allow on the step's host."""
-        issues = strict_param_issues(step, self.name)
+        issues = remote_step_issues(step, self.name)
         if issues:
             return issues
-        if step.host is None:
-            return [SpecIssue(host_path(step), "docker_container_check needs a host from the inventory", step.line_of("host"))]
         container = step.params.get("container", "")
         globs = host_globs(config, self.name, "allowed_containers", step.host)
         if first_match(globs, container) is None:

@@ -20,10 +20,9 @@ from glpibot.actions.remote_policy import (
     first_match,
     glob_literal_prefix,
     host_globs,
-    host_path,
     param_path,
+    remote_step_issues,
     show_value,
-    strict_param_issues,
 )
 from glpibot.errors import RemoteError, SpecIssue
 
@@ -75,11 +74,9 @@ class PathExists(Action):
 
     def check_policy(self, step: "Step", config: "Config") -> list[SpecIssue]:
         """Return an issue for a malformed path or one outside the host's allowed globs."""
-        issues = strict_param_issues(step, self.name)
+        issues = remote_step_issues(step, self.name)
         if issues:
             return issues
-        if step.host is None:
-            return [SpecIssue(host_path(step), "path_exists needs a host from the inventory", step.line_of("host"))]
         normalised, problem = check_remote_path(step.params.get("path"))
         if problem or normalised is None:
             return [SpecIssue(param_path(step, "path"), problem or "invalid path", step.line_of("params.path"))]

@@ -113,12 +113,24 @@ def first_match(globs: list[str], value: str) -> str | None:
     return None
 
 
+def remote_step_issues(step: "Step", action: str) -> list[SpecIssue]:
+    """Return the issues every remote action checks first: malformed params, then a missing host."""
+    issues = strict_param_issues(step, action)
+    if issues:
+        return issues
+    if step.host is None:
+        return [SpecIssue(host_path(step), f"{action} needs a host from the inventory", step.line_of("host"))]
+    return []
+
+
 def strict_param_issues(step: "Step", action: str) -> list[SpecIssue]:
     """Re-check every string parameter against its schema pattern with a whole-string match.
 
-    jsonschema applies `pattern` with `re.search`, where `$` also matches
-    before a final line break, so `nginx.service\\n` passes the schema.
-    Patterns are ASCII classes, so look-alike letters (a Cyrillic `е`) fail.
+    Plain jsonschema applies `pattern` with `re.search`, where `$` also
+    matches before a final line break. The spec validator closes that gap,
+    but a Step built by other code has not been through it, so the policy
+    checks again before anything reaches a host. Patterns are ASCII classes,
+    so look-alike letters (a Cyrillic `е`) fail.
     """
     schema = load_action_schema(action)
     issues: list[SpecIssue] = []

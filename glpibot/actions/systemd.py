@@ -27,10 +27,9 @@ from glpibot.actions.remote_common import (
 from glpibot.actions.remote_policy import (
     first_match,
     host_globs,
-    host_path,
     param_path,
+    remote_step_issues,
     show_value,
-    strict_param_issues,
 )
 from glpibot.errors import SpecIssue
 
@@ -106,11 +105,9 @@ class SystemdRemote(Action):
 
     def check_policy(self, step: "Step", config: "Config") -> list[SpecIssue]:
         """Return an issue for a unit or operation that the operator did not allow on the step's host."""
-        issues = strict_param_issues(step, self.name)
+        issues = remote_step_issues(step, self.name)
         if issues:
             return issues
-        if step.host is None:
-            return [SpecIssue(host_path(step), "systemd_remote needs a host from the inventory", step.line_of("host"))]
         unit = step.params.get("unit", "")
         operation = step.params.get("operation", "")
         section = config.action_settings(self.name)
