@@ -79,11 +79,11 @@ class GlpiAuthError(GlpiError):
 
 
 class GlpiNotFoundError(GlpiError):
-    """GLPI has no such item, or the bot user may not see it (GLPI answers 404 for both)."""
+    """GLPI has no such item, or the bot user may not see it (GLPI returns 404 for both)."""
 
 
 class GlpiStatusNotChangedError(GlpiError):
-    """GLPI answered a status change with success but the ticket kept its old status."""
+    """GLPI returned success for a status change but the ticket kept its old status."""
 
 
 class RemoteError(GlpibotError):

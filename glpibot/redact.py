@@ -19,7 +19,7 @@ _secrets: set[str] = set()
 _pattern: re.Pattern[str] | None = None
 
 # Bearer tokens and OAuth fields are masked by shape too, so a token that was
-# never registered (one from a response being logged) still cannot leak.
+# never registered (one quoted in a logged response) is still masked.
 _SHAPES = [
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1" + MASK),
     (

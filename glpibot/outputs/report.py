@@ -1,4 +1,4 @@
-"""The outcome of one ticket attempt, as every output (follow-up, artifact, memory) sees it."""
+"""The outcome of one ticket attempt, which every output (follow-up, artifact, memory) renders."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from glpibot.actions.base import StepResult
 
-# Why a ticket ends Pending; "ok" means it was solved.
+# Reasons a ticket ends Pending. A solved ticket has the kind "ok".
 BLOCK_KINDS = ("no_spec", "invalid", "policy", "failed", "interrupted", "error")
 
 
@@ -49,7 +49,7 @@ class TicketReport:
 
     @property
     def summary(self) -> str:
-        """Return one line that says how the attempt ended."""
+        """Return one line describing how the attempt ended."""
         if self.outcome == "solved":
             return f"ticket {self.ticket_id}: all {len(self.steps)} step(s) passed"
         if self.problems:

@@ -1,4 +1,4 @@
-"""The validated spec: what a ticket asks glpibot to run."""
+"""The validated spec: the steps a ticket requests glpibot to run."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Which tickets the bot may take: decided by ids on each ticket, never by names."""
+"""Ticket eligibility, decided by the ids on each ticket, never by names."""
 
 from __future__ import annotations
 

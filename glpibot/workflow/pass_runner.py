@@ -1,6 +1,6 @@
 """One pass: resolve the bot's ids, find eligible tickets, carry each through its lifecycle.
 
-One ticket's failure never stops the pass; only GLPI being unreachable or
+One ticket's failure never stops the pass. Only GLPI being unreachable or
 rejecting the bot's credentials does, because every later ticket would hit
 the same wall.
 """
@@ -359,9 +359,9 @@ def _answer_internal_error(session: PassSession, ticket: dict[str, Any], attempt
     try:
         TicketRun(session, ticket, attempt).finish_with_error(problems)
     except (GlpibotError, OSError, sqlite3.Error) as exc:
-        log.error("could not answer the ticket after an internal error; the next pass tries again: %s", redact(str(exc)))
+        log.error("could not post the internal-error follow-up; the next pass tries again: %s", redact(str(exc)))
     except Exception:  # noqa: BLE001 - the answer path itself is broken; the log keeps the traceback
-        log.exception("could not answer the ticket after an internal error; the next pass tries again")
+        log.exception("could not post the internal-error follow-up; the next pass tries again")
 
 
 def _dry_run(

@@ -1,4 +1,4 @@
-"""What one pass shares between tickets: config, GLPI client, ledger, renderer, SSH pool, deadline."""
+"""The state one pass shares between tickets: config, GLPI client, ledger, renderer, SSH pool, deadline."""
 
 from __future__ import annotations
 
